@@ -1,0 +1,179 @@
+"""The warehouse schema, as an ordered list of forward migrations.
+
+A workspace records the versions applied in ``schema_migrations``; opening it applies the
+missing ones in order, each in its own transaction, so a workspace built by an older release
+opens in a newer one. Never edit a released migration: add the next one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_AUDIT = "import_id BIGINT, updated_at TIMESTAMPTZ"
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "history: teams, reps, leads, outcomes, decisions; import bookkeeping and rejects",
+        (
+            """CREATE TABLE teams (
+                team VARCHAR PRIMARY KEY,
+                kind VARCHAR NOT NULL DEFAULT 'sales',
+                description VARCHAR,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )""",
+            f"""CREATE TABLE reps (
+                rep_id VARCHAR PRIMARY KEY,
+                name VARCHAR NOT NULL,
+                team VARCHAR NOT NULL,
+                seniority VARCHAR,
+                regions VARCHAR[],
+                industries VARCHAR[],
+                capacity_per_day BIGINT,
+                weight DOUBLE,
+                active BOOLEAN,
+                extra JSON,
+                {_AUDIT}
+            )""",
+            f"""CREATE TABLE leads (
+                lead_id VARCHAR PRIMARY KEY,
+                created_at TIMESTAMPTZ NOT NULL,
+                email VARCHAR,
+                company VARCHAR,
+                account_id VARCHAR,
+                industry VARCHAR,
+                employees BIGINT,
+                annual_revenue DOUBLE,
+                country VARCHAR,
+                region VARCHAR,
+                source VARCHAR,
+                title VARCHAR,
+                seniority VARCHAR,
+                product_interest VARCHAR,
+                score DOUBLE,
+                extra JSON,
+                {_AUDIT}
+            )""",
+            f"""CREATE TABLE outcomes (
+                event_id VARCHAR PRIMARY KEY,
+                lead_id VARCHAR NOT NULL,
+                event VARCHAR NOT NULL,
+                occurred_at TIMESTAMPTZ NOT NULL,
+                value DOUBLE,
+                extra JSON,
+                {_AUDIT}
+            )""",
+            f"""CREATE TABLE decisions (
+                decision_id VARCHAR PRIMARY KEY,
+                lead_id VARCHAR NOT NULL,
+                decided_at TIMESTAMPTZ NOT NULL,
+                team VARCHAR NOT NULL,
+                rep_id VARCHAR,
+                policy VARCHAR,
+                propensity DOUBLE,
+                extra JSON,
+                {_AUDIT}
+            )""",
+            "CREATE SEQUENCE import_ids START 1",
+            """CREATE TABLE imports (
+                import_id BIGINT NOT NULL,
+                entity VARCHAR NOT NULL,
+                source_file VARCHAR NOT NULL,
+                mapping VARCHAR,
+                started_at TIMESTAMPTZ NOT NULL,
+                finished_at TIMESTAMPTZ NOT NULL,
+                read BIGINT NOT NULL,
+                loaded BIGINT NOT NULL,
+                updated BIGINT NOT NULL,
+                rejected BIGINT NOT NULL,
+                unchanged BIGINT NOT NULL,
+                PRIMARY KEY (import_id, entity)
+            )""",
+            """CREATE TABLE rejects (
+                import_id BIGINT NOT NULL,
+                entity VARCHAR NOT NULL,
+                row_number BIGINT,
+                reason VARCHAR NOT NULL,
+                raw VARCHAR
+            )""",
+        ),
+    ),
+    Migration(
+        2,
+        "accounts (firmographics and owners) and rep absences",
+        (
+            f"""CREATE TABLE accounts (
+                account_id VARCHAR PRIMARY KEY,
+                name VARCHAR NOT NULL,
+                domain VARCHAR,
+                owner_rep_id VARCHAR,
+                industry VARCHAR,
+                employees BIGINT,
+                annual_revenue DOUBLE,
+                country VARCHAR,
+                extra JSON,
+                {_AUDIT}
+            )""",
+            """CREATE TABLE rep_absences (
+                rep_id VARCHAR NOT NULL,
+                starts_on DATE NOT NULL,
+                ends_on DATE NOT NULL,
+                reason VARCHAR,
+                PRIMARY KEY (rep_id, starts_on)
+            )""",
+        ),
+    ),
+    Migration(
+        3,
+        "policy lifecycle: decision provenance (version, experiment, arm, reasons), policies,"
+        " deployments, experiments, workspace metadata",
+        (
+            "ALTER TABLE decisions ADD COLUMN action VARCHAR",
+            "ALTER TABLE decisions ADD COLUMN policy_version BIGINT",
+            "ALTER TABLE decisions ADD COLUMN experiment VARCHAR",
+            "ALTER TABLE decisions ADD COLUMN arm VARCHAR",
+            "ALTER TABLE decisions ADD COLUMN reasons VARCHAR",
+            "ALTER TABLE decisions ADD COLUMN score DOUBLE",
+            """CREATE TABLE policies (
+                name VARCHAR NOT NULL,
+                version BIGINT NOT NULL,
+                content_hash VARCHAR NOT NULL,
+                spec VARCHAR NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                created_by VARCHAR,
+                PRIMARY KEY (name, version)
+            )""",
+            """CREATE TABLE deployments (
+                deployment_id BIGINT PRIMARY KEY,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                arms JSON NOT NULL,
+                status VARCHAR NOT NULL,
+                actor VARCHAR,
+                reason VARCHAR
+            )""",
+            """CREATE TABLE experiments (
+                experiment_id VARCHAR PRIMARY KEY,
+                started_at TIMESTAMPTZ NOT NULL,
+                stopped_at TIMESTAMPTZ,
+                status VARCHAR NOT NULL,
+                config JSON NOT NULL,
+                winner VARCHAR
+            )""",
+            """CREATE TABLE workspace_meta (
+                key VARCHAR PRIMARY KEY,
+                value JSON NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )""",
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
