@@ -16,10 +16,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Build the demo workspace if it is missing, then show what it holds.
+## Build the demo workspace if it is missing, show what it holds, then serve the workbench.
 demo: $(STAMP)
 	@test -f "$(LEADROUTE_HOME)/warehouse.duckdb" || $(BIN)/leadroute demo
 	@$(BIN)/leadroute status
+	@$(BIN)/leadroute app
 
 ## Lint, type-check and run the whole test suite.
 test: lint typecheck unit

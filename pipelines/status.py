@@ -76,7 +76,8 @@ def workspace_status(warehouse: Warehouse, settings: Settings) -> WorkspaceStatu
         meta = scalar(con, "SELECT value FROM workspace_meta WHERE key = 'simulation'")
         imports = query_frame(
             con,
-            """SELECT import_id, entity, source_file, finished_at, read, loaded, updated, rejected
+            """SELECT import_id, entity, source_file, strftime(finished_at, '%Y-%m-%d %H:%M:%S') AS finished_at,
+                      read, loaded, updated, rejected
                FROM imports ORDER BY import_id DESC, entity LIMIT 10""",
         ).to_dicts()
         version = schema_version(con)
