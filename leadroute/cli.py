@@ -186,6 +186,31 @@ def demo(
         _emit_json(result.to_json())
 
 
+@app.command("app")
+@one_line_errors
+def run_app(
+    host: Annotated[
+        str, typer.Option(help="Address to bind (localhost by default: put a proxy with auth in front).")
+    ] = ("127.0.0.1"),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8501,
+) -> None:
+    """Start the Streamlit workbench."""
+    script = Path(__file__).resolve().parents[1] / "app.py"
+    if not script.is_file():
+        _fail(f"the workbench script is not at {script}: run leadroute from a source checkout (pip install -e .)")
+    ws = settings()
+    typer.echo(f"workbench: http://{host}:{port}  (workspace {ws.home}; Ctrl-C stops it)")
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(script),
+        "--server.address", host, "--server.port", str(port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    sys.stdout.flush()
+    os.chdir(script.parent)
+    # Become the server (not its parent), so signals and exit codes reach Streamlit directly.
+    os.execv(sys.executable, command)  # noqa: S606 (fixed argv, no shell)
+
+
 # Command groups that live in their own modules register themselves here, one line each
 # (each module defines `register(app: typer.Typer) -> None`).
 # --- command modules ---
