@@ -9,6 +9,7 @@ nothing. Rejected records are stored with their position, raw values and reason.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,10 @@ from models.canonical import (
 from pipelines.mapping import Mapping, MappingError, apply_mapping, derive_records, drop_columns, load_mapping
 from pipelines.sources import SourceError, read_source
 from pipelines.warehouse import Warehouse, query_frame, scalar
+
+# One import writes at a time in this process (DuckDB's file lock already serialises processes):
+# keys of the history tables stay unique by construction, not by an index (see migrations).
+_WRITE_LOCK = threading.RLock()
 
 
 class IngestError(ValueError):
@@ -103,7 +108,7 @@ def ingest_file(
         raise IngestError(f"{path.name}: {exc}" if not str(exc).startswith(path.name) else str(exc)) from None
 
     say(f"validating {source.read:,} {entity} records …")
-    with warehouse.connect() as con:
+    with _WRITE_LOCK, warehouse.connect() as con:
         known = _known_keys(con, entity, derived_raw)
         primary = validate(entity, frame, known)
         if entity == "leads" and mapping.lookup_accounts:
@@ -160,7 +165,7 @@ def ingest_frame(warehouse: Warehouse, entity: EntityName, frame: pl.DataFrame, 
     """Import an in-memory raw text frame (no ``row_number`` needed) with the same semantics."""
     raw = frame if ROW_NUMBER in frame.columns else frame.with_row_index(ROW_NUMBER, offset=1)
     raw = raw.with_columns(pl.col(ROW_NUMBER).cast(pl.Int64))
-    with warehouse.connect() as con:
+    with _WRITE_LOCK, warehouse.connect() as con:
         result = validate(entity, raw, _known_keys(con, entity, {}))
         con.begin()
         try:

@@ -19,6 +19,11 @@ class Migration:
 
 _AUDIT = "import_id BIGINT, updated_at TIMESTAMPTZ"
 
+# The large history tables (leads, outcomes, decisions) have no PRIMARY KEY index: maintaining
+# one costs more than the whole rest of a bulk import. Their keys stay unique by construction —
+# every write goes through ``pipelines.ingest`` (deduplicate, delete changed keys, insert, in one
+# transaction, one writer at a time) — and tests check uniqueness after overlapping imports.
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -44,7 +49,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 {_AUDIT}
             )""",
             f"""CREATE TABLE leads (
-                lead_id VARCHAR PRIMARY KEY,
+                lead_id VARCHAR NOT NULL,
                 created_at TIMESTAMPTZ NOT NULL,
                 email VARCHAR,
                 company VARCHAR,
@@ -63,7 +68,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 {_AUDIT}
             )""",
             f"""CREATE TABLE outcomes (
-                event_id VARCHAR PRIMARY KEY,
+                event_id VARCHAR NOT NULL,
                 lead_id VARCHAR NOT NULL,
                 event VARCHAR NOT NULL,
                 occurred_at TIMESTAMPTZ NOT NULL,
@@ -72,7 +77,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 {_AUDIT}
             )""",
             f"""CREATE TABLE decisions (
-                decision_id VARCHAR PRIMARY KEY,
+                decision_id VARCHAR NOT NULL,
                 lead_id VARCHAR NOT NULL,
                 decided_at TIMESTAMPTZ NOT NULL,
                 team VARCHAR NOT NULL,
