@@ -229,11 +229,15 @@ def validate(
     check_columns(entity, raw.columns)
     known = known or {}
     extras = [c for c in raw.columns if c not in spec.field_names and c != ROW_NUMBER]
+    # Row numbers may repeat (a mapping can derive two records from one source row): records
+    # are tracked by position.
+    raw = raw.with_row_index(_POSITION)
     frame = raw.with_columns(
         [pl.lit(None, pl.String()).alias(f.name) for f in spec.fields if f.name not in raw.columns]
     )
     # Phase 1: trimmed text (empty = missing) and typed values, each computed once.
     texts = frame.select(
+        _POSITION,
         pl.col(ROW_NUMBER).cast(pl.Int64),
         *[_text(f, frame.schema[f.name]).alias(_TEXT + f.name) for f in spec.fields],
         (
@@ -250,6 +254,7 @@ def validate(
     typed = texts.with_columns(_value(f).alias(f.name) for f in spec.fields)
     # Phase 2: what is wrong with each record, from the text and the value side by side.
     typed = typed.select(
+        _POSITION,
         ROW_NUMBER,
         *spec.field_names,
         EXTRA,
@@ -261,22 +266,23 @@ def validate(
         pl.when(pl.col("_reason") == "").then(None).otherwise(pl.col("_reason")).alias("_reason")
     )
     is_bad = pl.col("_reason").is_not_null()
-    rows = typed.filter(~is_bad).drop("_reason")
-    bad = typed.filter(is_bad).select(ROW_NUMBER, pl.col("_reason").alias("reason"))
-    rejects = bad.join(raw_as_json(raw, bad), on=ROW_NUMBER, how="left", maintain_order="left")
+    rows = typed.filter(~is_bad).drop("_reason", _POSITION)
+    bad = typed.filter(is_bad).select(_POSITION, ROW_NUMBER, pl.col("_reason").alias("reason"))
+    source = raw.join(bad.select(_POSITION), on=_POSITION, how="semi", maintain_order="left")
+    raw_json = source.select(_POSITION, raw_as_json(source))
+    rejects = bad.join(raw_json, on=_POSITION, how="left", maintain_order="left").drop(_POSITION)
     return Validated(rows=rows, rejects=rejects)
 
 
-def raw_as_json(raw: pl.DataFrame, rows: pl.DataFrame | None = None) -> pl.DataFrame:
-    """``row_number`` and the record's source values as one JSON object of text (only for the
-    records whose row numbers are in ``rows``, if given)."""
-    columns = [c for c in raw.columns if c != ROW_NUMBER]
-    if rows is not None:
-        raw = raw.join(rows.select(pl.col(ROW_NUMBER).cast(pl.Int64)), on=ROW_NUMBER, how="semi", maintain_order="left")
+_POSITION = "_position"
+
+
+def raw_as_json(raw: pl.DataFrame) -> pl.Series:
+    """Each record's source values as one JSON object of text (bookkeeping columns left out)."""
+    columns = [c for c in raw.columns if c not in (ROW_NUMBER, _POSITION)]
     return raw.select(
-        pl.col(ROW_NUMBER).cast(pl.Int64),
-        pl.struct([_as_text(c, raw.schema[c]) for c in columns]).struct.json_encode().alias("raw"),
-    )
+        pl.struct([_as_text(c, raw.schema[c]) for c in columns]).struct.json_encode().alias("raw")
+    ).to_series()
 
 
 def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:

@@ -171,3 +171,31 @@ drop: [Lead Status, Closed]
         events = query_frame(con, "SELECT lead_id, event FROM outcomes ORDER BY lead_id").rows()
     assert leads == [("101", None, None), ("102", "Software", None), ("103", None, None)]
     assert events == [("101", "converted"), ("103", "lost")]
+
+
+def test_two_records_derived_from_one_row_are_counted_and_rejected_separately(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    data = write(tmp_path / "leads.csv", "id,created,stage\nA,2025-01-01,Won\nB,2025-01-02,Won\n")
+    mapping = write(
+        tmp_path / "m.yaml",
+        """
+rename: {id: lead_id, created: created_at}
+derive:
+  outcomes:
+    - columns: {occurred_at: created_at}
+      constants: {event: contacted}
+    - when: {column: stage, in: [Won]}
+      columns: {occurred_at: stage}
+      constants: {event: converted}
+""",
+    )
+    summary = ingest_file(warehouse, "leads", data, mapping)
+    outcomes = summary.derived["outcomes"]
+    assert (outcomes.read, outcomes.loaded, outcomes.rejected) == (4, 2, 2)
+    with warehouse.connect() as con:
+        rejects = query_frame(con, "SELECT row_number, reason FROM rejects ORDER BY row_number").rows()
+    assert rejects == [
+        (2, "occurred_at: 'Won' is not an ISO 8601 timestamp"),
+        (3, "occurred_at: 'Won' is not an ISO 8601 timestamp"),
+    ]
