@@ -214,6 +214,9 @@ def run_app(
 # Command groups that live in their own modules register themselves here, one line each
 # (each module defines `register(app: typer.Typer) -> None`).
 # --- command modules ---
+from leadroute import cli_policies  # noqa: E402
+
+cli_policies.register(app)
 # --- end of command modules ---
 
 

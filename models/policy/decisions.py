@@ -1,0 +1,123 @@
+"""Decisions as a frame: the batch side of what ``Policy.route_one`` builds for one lead.
+
+Everything per lead is a gather from a small lookup table (per destination, per rule, per
+fallback path), so a million decisions cost a few polars operations, not a Python loop.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+if TYPE_CHECKING:
+    from models.policy.router import Policy
+
+
+def why_without_rep(kind: str) -> str:
+    """The reason recorded when a lead ends without a rep (a team inbox or a team destination)."""
+    return "team inbox: nobody eligible" if kind == "sales" else "team destination"
+
+
+def decisions_frame(
+    policy: Policy,
+    leads: pl.DataFrame,
+    rule: np.ndarray,
+    head: np.ndarray,
+    final: np.ndarray,
+    rep: np.ndarray,
+    propensity: np.ndarray,
+    eligible: np.ndarray,
+    explored: np.ndarray,
+) -> pl.DataFrame:
+    """Decisions as a frame, built with gathers over small lookup tables (no per-lead Python)."""
+    dests, r = policy.destinations, policy.roster
+
+    def lookup(values: list[Any], index: np.ndarray, dtype: Any = pl.String) -> pl.Series:
+        return pl.Series(values, dtype=dtype).gather(index)
+
+    # A lead's fallback note depends only on (first destination, final destination).
+    size = len(dests)
+    keys, note_code = np.unique(head * size + final, return_inverse=True)
+    path_note = [policy.path_note(int(k) // size, int(k) % size) for k in keys]
+    has_rep = pl.Series(rep >= 0)
+    rep_index = np.maximum(rep, 0)
+    frame = pl.DataFrame(
+        {
+            "lead_id": leads["lead_id"].cast(pl.String),
+            "created_at": leads["created_at"],
+            "_has_rep": has_rep,
+            "_dest_team": lookup([d.team for d in dests], final),
+            "_rep_team": lookup(r.team.tolist() or [None], rep_index),
+            "_rep_id": lookup(r.rep_id.tolist() or [None], rep_index),
+            "propensity": propensity.astype(np.float64),
+            "score": leads["score"].cast(pl.Float64),
+            "rule": lookup(policy.rule_names, rule),
+            "_method": lookup([d.method for d in dests], final),
+            # JSON-encoded once per lookup value (json.dumps, as Policy.route_one does for one
+            # lead), so both paths write the very same reasons text.
+            "_rule_js": lookup(_js(policy.rule_names), rule),
+            "_condition_js": lookup(_js(policy.conditions), rule),
+            "_method_js": lookup(_js([d.method for d in dests]), final),
+            "_words_js": lookup(_js([m.words for m in policy.methods]), final),
+            "_fallback_js": lookup(_js(path_note or [""]), note_code.reshape(-1)),
+            "eligible_reps": eligible,
+            "explored": explored,
+            "notify": lookup([d.notify for d in dests], final, pl.Boolean),
+        }
+    )
+    kinds = {t: k for t, k in r.teams.items()}
+    frame = frame.with_columns(
+        pl.when("_has_rep").then("_rep_team").otherwise("_dest_team").alias("team"),
+        pl.when("_has_rep").then("_rep_id").otherwise(None).alias("rep_id"),
+        pl.when("_has_rep").then("_method").otherwise(None).alias("method"),
+    ).with_columns(pl.col("team").replace_strict(kinds, default="unknown", return_dtype=pl.String).alias("_kind"))
+    frame = frame.with_columns(
+        pl.when(pl.col("_kind") != "sales")
+        .then("_kind")
+        .when("_has_rep")
+        .then(pl.lit("assign"))
+        .otherwise(pl.lit("inbox"))
+        .alias("action"),
+    )
+
+    def flag(column: str) -> pl.Expr:
+        return pl.when(pl.col(column)).then(pl.lit("true")).otherwise(pl.lit("false"))
+
+    why_js = (
+        pl.when("_has_rep")
+        .then("_words_js")
+        .when(pl.col("_kind") == "sales")
+        .then(pl.lit(json.dumps(why_without_rep("sales"))))
+        .otherwise(pl.lit(json.dumps(why_without_rep("team"))))
+    )
+    reasons = pl.concat_str(
+        pl.lit('{"rule":'), "_rule_js",
+        pl.lit(',"condition":'), "_condition_js",
+        pl.lit(',"method":'), pl.when("_has_rep").then("_method_js").otherwise(pl.lit("null")),
+        pl.lit(',"why":'), why_js,
+        pl.lit(',"eligible_reps":'), pl.col("eligible_reps").cast(pl.String),
+        pl.lit(',"explored":'), flag("explored"),
+        pl.lit(',"fallback":'), "_fallback_js",
+        pl.lit(',"notify":'), flag("notify"),
+        pl.lit("}"),
+    )  # fmt: skip
+    return frame.select(
+        "lead_id",
+        "created_at",
+        "team",
+        "rep_id",
+        "action",
+        "propensity",
+        "score",
+        "rule",
+        "method",
+        "notify",
+        reasons.alias("reasons"),
+    )
+
+
+def _js(values: list[Any]) -> list[str]:
+    return [json.dumps(v, ensure_ascii=False) for v in values]
