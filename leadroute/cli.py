@@ -217,6 +217,9 @@ def run_app(
 from leadroute import cli_policies  # noqa: E402
 
 cli_policies.register(app)
+from leadroute import cli_scoring  # noqa: E402
+
+cli_scoring.register(app)
 # --- end of command modules ---
 
 
