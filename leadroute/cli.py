@@ -173,13 +173,23 @@ def demo(
     leads: Annotated[int, typer.Option("--leads", min=100, max=5_000_000, help="How many leads to simulate.")] = 20_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated company.")] = 7,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if the workspace already has data.")] = False,
+    skip_training: Annotated[bool, typer.Option("--skip-training", help="Import the history only.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Build the demo workspace from the built-in simulated company."""
+    """Build the demo workspace from the built-in simulated company: import its history, register
+    the shipped policies, train and register the scoring models."""
     from pipelines.demo import build_demo
 
     ws = settings()
-    result = build_demo(ws, n_leads=leads, seed=seed, force=force, progress=progress)
+    result = build_demo(
+        ws,
+        n_leads=leads,
+        seed=seed,
+        force=force,
+        train_models=not skip_training,
+        register_policies=True,
+        progress=progress,
+    )
     for line in result.lines():
         typer.echo(line)
     if as_json:
@@ -220,6 +230,9 @@ cli_policies.register(app)
 from leadroute import cli_scoring  # noqa: E402
 
 cli_scoring.register(app)
+from leadroute import cli_quality  # noqa: E402
+
+cli_quality.register(app)
 # --- end of command modules ---
 
 

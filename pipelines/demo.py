@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,19 +33,22 @@ class DemoResult:
     config: SimulationConfig
     imports: dict[str, IngestSummary]
     status: WorkspaceStatus
+    extra_lines: tuple[str, ...] = ()
+    extra_json: dict[str, Any] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         out = [f"demo company simulated: seed {self.config.seed}, {self.config.n_leads:,} leads"]
         for entity, summary in self.imports.items():
             c = summary.counts
             out.append(f"  imported {entity}: loaded {c.loaded:,}, updated {c.updated:,}, rejected {c.rejected:,}")
-        return out + self.status.lines()
+        return out + list(self.extra_lines) + self.status.lines()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "simulation": _config_json(self.config),
             "imports": {entity: s.to_json() for entity, s in self.imports.items()},
             "status": self.status.to_json(),
+            **self.extra_json,
         }
 
 
@@ -55,9 +58,13 @@ def build_demo(
     n_leads: int = 20_000,
     seed: int = 7,
     force: bool = False,
+    train_models: bool = False,
+    register_policies: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> DemoResult:
-    """Simulate the company, export its files (with some messy rows) and import them."""
+    """Simulate the company, export its files (with some messy rows) and import them; then,
+    if asked (the ``leadroute demo`` command asks for both), train and register the scoring
+    models and register the shipped policies."""
     say = progress or (lambda _message: None)
     warehouse = Warehouse(settings.warehouse_path)
     if warehouse.path.exists():
@@ -99,7 +106,28 @@ def build_demo(
     imports: dict[str, IngestSummary] = {}
     for entity in IMPORT_ORDER:
         imports[entity] = ingest_file(warehouse, entity, paths[entity], progress=say)
-    return DemoResult(config=config, imports=imports, status=workspace_status(warehouse, settings))
+    extra_lines: list[str] = []
+    extra_json: dict[str, Any] = {}
+    if register_policies:
+        from pipelines.demo_policies import register_demo_policies  # policies import this module
+
+        stored = register_demo_policies(settings, progress=say)
+        extra_lines.append("policies: " + ", ".join(f"{p.name}@v{p.version}" for p in stored))
+        extra_json["policies"] = [f"{p.name}@{p.version}" for p in stored]
+    if train_models:
+        from pipelines.demo_models import train_demo_models  # imports MLflow (~2 s): only when asked
+
+        say("training the scoring models …")
+        trained = train_demo_models(settings, progress=say)
+        extra_lines += trained.lines()
+        extra_json["train"] = trained.to_json()
+    return DemoResult(
+        config=config,
+        imports=imports,
+        status=workspace_status(warehouse, settings),
+        extra_lines=tuple(extra_lines),
+        extra_json=extra_json,
+    )
 
 
 def simulation_config(warehouse: Warehouse) -> SimulationConfig | None:

@@ -179,6 +179,52 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        4,
+        "lead quality: account match, duplicates, flags and enrichment per lead; firmographic reference"
+        " table; enrichment provider cache",
+        (
+            """CREATE TABLE lead_quality (
+                lead_id VARCHAR PRIMARY KEY,
+                checked_at TIMESTAMPTZ NOT NULL,
+                matched_account_id VARCHAR,
+                match_method VARCHAR NOT NULL,
+                match_confidence DOUBLE NOT NULL,
+                matched_owner_rep_id VARCHAR,
+                match_reason VARCHAR,
+                duplicate_of VARCHAR,
+                duplicate_key VARCHAR,
+                previous_rep_id VARCHAR,
+                previous_team VARCHAR,
+                days_since_previous DOUBLE,
+                quality_flags VARCHAR[],
+                completeness DOUBLE,
+                industry VARCHAR,
+                employees BIGINT,
+                annual_revenue DOUBLE,
+                country VARCHAR,
+                enriched_from JSON,
+                enrichment_note VARCHAR
+            )""",
+            """CREATE TABLE company_reference (
+                domain VARCHAR PRIMARY KEY,
+                industry VARCHAR,
+                employees BIGINT,
+                annual_revenue DOUBLE,
+                country VARCHAR,
+                source VARCHAR NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL
+            )""",
+            """CREATE TABLE enrichment_cache (
+                provider VARCHAR NOT NULL,
+                domain VARCHAR NOT NULL,
+                status VARCHAR NOT NULL,
+                payload JSON,
+                fetched_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (provider, domain)
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

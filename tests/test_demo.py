@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -95,3 +96,27 @@ def test_force_rebuilds_identically_for_the_same_seed(tmp_path_factory: pytest.T
 def _leads(settings: Settings) -> pl.DataFrame:
     with Warehouse(settings.warehouse_path).connect() as con:
         return query_frame(con, "SELECT * EXCLUDE (import_id, updated_at) FROM leads ORDER BY lead_id")
+
+
+def test_leadroute_demo_also_registers_the_policies_and_trains_the_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole `leadroute demo` as a user runs it (small), with a real MLflow store."""
+    from typer.testing import CliRunner
+
+    from leadroute.cli import app
+    from pipelines.registry import alias_version
+
+    home = tmp_path / "ws"
+    monkeypatch.setenv("LEADROUTE_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = CliRunner().invoke(app, ["demo", "--leads", "2500", "--seed", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    assert payload["policies"] == ["seed@1", "round_robin@1", "territory@1", "account_owner@1", "best_fit@1"]
+    models = payload["train"]["models"]
+    assert set(models) == {"lead-score", "lead-fit"}
+    assert 0.5 < models["lead-score"]["metrics"]["roc_auc"] < 1.0
+    settings = Settings(home=home)
+    assert alias_version(settings, "lead-score", "champion") == models["lead-score"]["version"]
+    assert (home / "mlflow" / "mlflow.db").exists()
