@@ -35,8 +35,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
+## Run every benchmark (installs the benchmark-only baselines first).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean-workspace:
 	rm -rf "$(LEADROUTE_HOME)"

@@ -188,6 +188,7 @@ def demo(
         force=force,
         train_models=not skip_training,
         register_policies=True,
+        check_quality=True,
         progress=progress,
     )
     for line in result.lines():

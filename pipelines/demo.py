@@ -60,6 +60,7 @@ def build_demo(
     force: bool = False,
     train_models: bool = False,
     register_policies: bool = False,
+    check_quality: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Simulate the company, export its files (with some messy rows) and import them; then,
@@ -108,6 +109,16 @@ def build_demo(
         imports[entity] = ingest_file(warehouse, entity, paths[entity], progress=say)
     extra_lines: list[str] = []
     extra_json: dict[str, Any] = {}
+    if check_quality:
+        from pipelines.quality import run_quality
+
+        say("checking lead quality (account matching, duplicates, flags) …")
+        quality = run_quality(warehouse)
+        extra_lines.append(
+            f"lead quality: {quality.leads:,} leads checked, {quality.duplicates:,} duplicates, "
+            f"account matches {quality.methods}"
+        )
+        extra_json["quality"] = quality.to_json()
     if register_policies:
         from pipelines.demo_policies import register_demo_policies  # policies import this module
 

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from pipelines.demo import build_demo
 from pipelines.kpis import kpi_table
+from pipelines.quality import quality_trend
 from pipelines.settings import Settings
 from pipelines.uploads import UploadError, import_upload, safe_upload_name
 from pipelines.warehouse import Warehouse
@@ -21,7 +22,7 @@ APP = str(REPO / "app.py")
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("app") / "ws"
-    build_demo(Settings(home=home), n_leads=2_000, seed=5)
+    build_demo(Settings(home=home), n_leads=2_000, seed=5, check_quality=True)
     return home
 
 
@@ -51,6 +52,9 @@ def test_data_page_lists_imports_and_their_rejected_rows(demo_home: Path, monkey
     at.switch_page("workbench/data.py").run()
     assert not at.exception
     assert at.title[0].value == "Data"
+    trend = at.dataframe[1].value  # workspace tables, then the data-quality trend
+    assert "completeness" in trend.columns
+    assert len(trend) == quality_trend(Warehouse(demo_home / "warehouse.duckdb")).height
     leads_import = 3  # the demo imports reps, accounts, leads, decisions, outcomes in that order
     at.selectbox(key="data_import").set_value(leads_import).run()
     rejects = at.dataframe[-1].value

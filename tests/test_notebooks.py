@@ -46,7 +46,7 @@ def run_notebook(path: Path, parameters: dict[str, object]) -> str:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("notebooks") / "ws"
-    build_demo(Settings(home=home), n_leads=1_500, seed=4)
+    build_demo(Settings(home=home), n_leads=1_500, seed=4, check_quality=True)
     return home
 
 

@@ -3,10 +3,12 @@ rejected row with its reason."""
 
 from __future__ import annotations
 
+import polars as pl
 import streamlit as st
 
 from models.canonical import ENTITY_NAMES
 from pipelines.ingest import IngestError
+from pipelines.quality import quality_trend
 from pipelines.status import list_rejects, workspace_status
 from pipelines.uploads import UploadError, import_upload, shipped_mappings
 from workbench.common import EMPTY_HINT, workspace
@@ -45,6 +47,14 @@ if not status.exists:
     st.stop()
 st.subheader("Workspace")
 st.dataframe([{"table": name, "rows": n} for name, n in status.tables.items()], hide_index=True)
+st.subheader("Data quality trend")
+trend = quality_trend(warehouse, every="week").with_columns(pl.col("period").dt.strftime("%Y-%m-%d"))
+if trend.is_empty():
+    st.caption("No quality checks yet: run `leadroute quality run` (the demo runs it).")
+else:
+    shares = [c for c in trend.columns if c in ("completeness", "matched", "duplicates") or c.startswith("flag_")]
+    st.line_chart(trend.select("period", *shares[:8]), x="period")
+    st.dataframe(trend, hide_index=True, width="stretch")
 st.subheader("Recent imports")
 st.dataframe(status.recent_imports, hide_index=True, width="stretch")
 st.subheader("Rejected rows")
