@@ -234,6 +234,9 @@ cli_scoring.register(app)
 from leadroute import cli_quality  # noqa: E402
 
 cli_quality.register(app)
+from leadroute import cli_evaluate  # noqa: E402
+
+cli_evaluate.register(app)
 # --- end of command modules ---
 
 

@@ -225,6 +225,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        5,
+        "offline evaluation runs: inputs, policy versions and results of each leadroute evaluate",
+        (
+            """CREATE TABLE evaluation_runs (
+                run_id VARCHAR PRIMARY KEY,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                created_by VARCHAR,
+                policies JSON NOT NULL,
+                estimators JSON NOT NULL,
+                inputs JSON NOT NULL,
+                n_leads BIGINT NOT NULL,
+                result JSON NOT NULL
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -189,6 +189,31 @@ class GroundTruth:
             n_leads=n,
         )
 
+    def counterfactual_probability(
+        self, leads: pl.DataFrame, decisions: pl.DataFrame, logged: pl.DataFrame
+    ) -> np.ndarray:
+        """No-interference value: each lead moved *alone* to its destination in ``decisions``.
+
+        Every other lead stays where ``logged`` put it, so a rep-day's load (hence overload and
+        response delay) is the logged load, plus this lead when it was logged elsewhere:
+        ``load_i = N_logged(rep_i, day_i) + 1[logged rep of i != rep_i]``. This is the estimand
+        off-policy estimators built on logged outcomes target; :meth:`conversion_probability`
+        (the routing deployed as a whole, its own loads) is the deployed value. For
+        ``decisions == logged`` both agree exactly.
+        """
+        view = lead_view(leads)
+        rep, team = self._resolve(leads, decisions)
+        logged_rep, _ = self._resolve(leads, logged)
+        load = np.zeros(view.size)
+        with_rep = rep >= 0
+        if with_rep.any():
+            day = view.day - view.day.min()
+            span = int(day.max()) + 1
+            counts = np.bincount((logged_rep * span + day)[logged_rep >= 0], minlength=len(self._rep_index) * span)
+            load[with_rep] = counts[(rep * span + day)[with_rep]] + (logged_rep != rep)[with_rep]
+        touch = self._touch(view, rep, team, load)
+        return self._probability(view, rep, team, load, touch)[0]
+
     def quality(self, leads: pl.DataFrame) -> np.ndarray:
         """The destination-free part of the conversion logit (lead quality)."""
         return quality_logit(lead_view(leads), self.parameters)
