@@ -111,17 +111,25 @@ def parse_window(text: str | None) -> tuple[date | None, date | None]:
 
 
 def load_leads(settings: Settings, window: tuple[date | None, date | None] = (None, None)) -> pl.DataFrame:
-    """Historical leads in time order, extra attributes as columns; the window is bound, not formatted."""
-    sql = "SELECT * EXCLUDE (import_id, updated_at) FROM leads WHERE 1 = 1"
+    """Historical leads in time order, extra attributes as columns; the window is bound, not formatted.
+
+    A lead that arrived without an account id takes the account the quality stage matched it to
+    (``lead_quality``, by domain, name or fuzzy name), so "account owner first" also reaches leads
+    whose CRM record was never linked; ``account_matched`` says which ones.
+    """
+    sql = """SELECT l.* EXCLUDE (import_id, updated_at, account_id),
+                    coalesce(l.account_id, q.matched_account_id) AS account_id,
+                    l.account_id IS NULL AND q.matched_account_id IS NOT NULL AS account_matched
+             FROM leads l LEFT JOIN lead_quality q USING (lead_id) WHERE 1 = 1"""
     params: list[object] = []
     if window[0]:
-        sql += " AND created_at >= ?::DATE"
+        sql += " AND l.created_at >= ?::DATE"
         params.append(window[0])
     if window[1]:
-        sql += " AND created_at < ?::DATE + INTERVAL 1 DAY"
+        sql += " AND l.created_at < ?::DATE + INTERVAL 1 DAY"
         params.append(window[1])
     with Warehouse(settings.warehouse_path).connect() as con:
-        frame = query_frame(con, sql + " ORDER BY created_at, lead_id", params)
+        frame = query_frame(con, sql + " ORDER BY l.created_at, l.lead_id", params)
     return unpack_extra(frame).with_columns(pl.col("created_at").dt.convert_time_zone("UTC"))
 
 
