@@ -186,6 +186,27 @@ def load_model(settings: Settings, name: ModelName, alias: Alias = "champion") -
     return model
 
 
+def load_report(settings: Settings, name: ModelName, alias: Alias, file_name: str) -> Any:
+    """A JSON report logged with the run that produced ``models:/<name>@<alias>``.
+
+    ``file_name`` is one of the reports :func:`log_model_run` writes (``metrics.json``,
+    ``data_window.json``, ``permutation_importance.json``, ``drift.json``), so a notebook reads the
+    figures of the training run instead of recomputing them.
+
+    Raises:
+        ModelNotFoundError: nothing carries that alias yet.
+    """
+    with _quiet_mlflow():
+        import mlflow.artifacts
+
+    api = client(settings)
+    if alias_version(settings, name, alias) is None:
+        raise ModelNotFoundError(f"no {name} model has the alias '{alias}' yet: run leadroute train")
+    run_id = api.get_model_version_by_alias(name, alias).run_id
+    with tracking(settings):
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/reports/{file_name}")
+
+
 def load_pyfunc(settings: Settings, name: ModelName, alias: Alias = "champion") -> Any:
     """The generic MLflow pyfunc of ``models:/<name>@<alias>`` (pandas in, probabilities out)."""
     with _quiet_mlflow():

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from models.scoring.drift import FeatureDrift, feature_drift, population_stability_index
+from models.scoring.diagnostics import model_drift
+from models.scoring.drift import FeatureDrift
 from models.scoring.estimator import ConversionClassifier
 from models.scoring.features import (
     FeatureSet,
@@ -312,12 +313,7 @@ def _champion_metrics(
 def _drift(model: ConversionClassifier, training: TrainingSet, recent: pl.DataFrame) -> list[FeatureDrift]:
     """PSI of each feature and of the score: training window vs recent leads."""
     reference, _ = training.part(training.split.train)
-    found = feature_drift(reference, recent, training.features.numeric, training.features.categorical)
-    if recent.height and reference.height:
-        psi = population_stability_index(model.predict_proba(reference)[:, 1], model.predict_proba(recent)[:, 1])
-        found.append(FeatureDrift("score", psi, "stable" if psi < 0.1 else "moderate" if psi < 0.25 else "major",
-                                  reference.height, recent.height))  # fmt: skip
-    return found
+    return model_drift(model, reference, recent)
 
 
 def _importances(model: ConversionClassifier, holdout: pl.DataFrame, y: np.ndarray, seed: int) -> dict[str, Any]:

@@ -35,6 +35,13 @@ from models.ope.estimators import (
     self_normalised_weights,
 )
 from models.ope.reward import CrossFitted, RewardModel, cross_fit
+from models.ope.tables import (
+    diagnostics_table,
+    differences_table,
+    estimates_table,
+    operational_table,
+    segments_table,
+)
 from models.ope.types import (
     ESTIMATOR_NAMES,
     Diagnostics,
@@ -70,11 +77,16 @@ __all__ = [
     "compare",
     "cross_fit",
     "diagnostics",
+    "diagnostics_table",
+    "differences_table",
+    "estimates_table",
     "importance_weights",
     "make_estimator",
     "offline_inputs",
+    "operational_table",
     "paired_difference",
     "same_destination",
+    "segments_table",
     "self_normalised_weights",
     "unsupported_destinations",
 ]

@@ -4,6 +4,7 @@ numpy, polars, scipy and scikit-learn only; the warehouse and MLflow live in ``p
 """
 
 from models.scoring.destinations import candidate_pairs, destination_features, fit_feature_set
+from models.scoring.diagnostics import PairedComparison, gains_table, paired_comparison, reliability_table
 from models.scoring.drift import FeatureDrift, feature_drift, population_stability_index
 from models.scoring.estimator import ConversionClassifier
 from models.scoring.features import (
@@ -31,6 +32,7 @@ __all__ = [
     "FeatureDrift",
     "FeatureSet",
     "Hyperparameters",
+    "PairedComparison",
     "Promotion",
     "RankingAgreement",
     "Split",
@@ -42,11 +44,14 @@ __all__ = [
     "feature_drift",
     "feature_set",
     "fit_feature_set",
+    "gains_table",
     "infer_extra_features",
     "lead_features",
+    "paired_comparison",
     "population_stability_index",
     "promotion_decision",
     "ranking_agreement",
+    "reliability_table",
     "temporal_split",
     "top_decile_lift",
 ]
