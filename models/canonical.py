@@ -22,8 +22,10 @@ ENTITY_NAMES: tuple[EntityName, ...] = ("leads", "outcomes", "reps", "accounts",
 
 FieldKind = Literal["text", "int", "float", "timestamp", "bool", "list"]
 
-ROW_NUMBER = "row_number"
-"""Column of a raw frame holding the record's position in its source (1-based)."""
+ROW_NUMBER = "__row_number__"
+"""Column of a raw frame holding the record's position in its source (1-based). Named so that
+no ordinary source column collides with it (a file's own ``row_number`` is just an attribute);
+readers refuse a file that uses this exact name."""
 
 EXTRA = "extra"
 """Column holding every non-canonical field of a record as a JSON object of text values."""
@@ -230,14 +232,17 @@ def validate(
     known = known or {}
     extras = [c for c in raw.columns if c not in spec.field_names and c != ROW_NUMBER]
     # Row numbers may repeat (a mapping can derive two records from one source row): records
-    # are tracked by position.
-    raw = raw.with_row_index(_POSITION)
+    # are tracked by position, in a column whose name no source column takes.
+    position = _POSITION
+    while position in raw.columns:
+        position = "_" + position
+    raw = raw.with_row_index(position)
     frame = raw.with_columns(
         [pl.lit(None, pl.String()).alias(f.name) for f in spec.fields if f.name not in raw.columns]
     )
     # Phase 1: trimmed text (empty = missing) and typed values, each computed once.
     texts = frame.select(
-        _POSITION,
+        position,
         pl.col(ROW_NUMBER).cast(pl.Int64),
         *[_text(f, frame.schema[f.name]).alias(_TEXT + f.name) for f in spec.fields],
         (
@@ -254,7 +259,7 @@ def validate(
     typed = texts.with_columns(_value(f).alias(f.name) for f in spec.fields)
     # Phase 2: what is wrong with each record, from the text and the value side by side.
     typed = typed.select(
-        _POSITION,
+        position,
         ROW_NUMBER,
         *spec.field_names,
         EXTRA,
@@ -266,11 +271,11 @@ def validate(
         pl.when(pl.col("_reason") == "").then(None).otherwise(pl.col("_reason")).alias("_reason")
     )
     is_bad = pl.col("_reason").is_not_null()
-    rows = typed.filter(~is_bad).drop("_reason", _POSITION)
-    bad = typed.filter(is_bad).select(_POSITION, ROW_NUMBER, pl.col("_reason").alias("reason"))
-    source = raw.join(bad.select(_POSITION), on=_POSITION, how="semi", maintain_order="left")
-    raw_json = source.select(_POSITION, raw_as_json(source))
-    rejects = bad.join(raw_json, on=_POSITION, how="left", maintain_order="left").drop(_POSITION)
+    rows = typed.filter(~is_bad).drop("_reason", position)
+    bad = typed.filter(is_bad).select(position, ROW_NUMBER, pl.col("_reason").alias("reason"))
+    source = raw.join(bad.select(position), on=position, how="semi", maintain_order="left")
+    raw_json = source.select(position, raw_as_json(source.drop(position)))
+    rejects = bad.join(raw_json, on=position, how="left", maintain_order="left").drop(position)
     return Validated(rows=rows, rejects=rejects)
 
 
@@ -279,7 +284,7 @@ _POSITION = "_position"
 
 def raw_as_json(raw: pl.DataFrame) -> pl.Series:
     """Each record's source values as one JSON object of text (bookkeeping columns left out)."""
-    columns = [c for c in raw.columns if c not in (ROW_NUMBER, _POSITION)]
+    columns = [c for c in raw.columns if c != ROW_NUMBER]
     return raw.select(
         pl.struct([_as_text(c, raw.schema[c]) for c in columns]).struct.json_encode().alias("raw")
     ).to_series()

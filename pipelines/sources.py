@@ -112,6 +112,7 @@ def _read_csv(path: Path, *, delimiter: str | None, encoding: str | None) -> Raw
         except duckdb.Error as exc:
             raise SourceError(f"{path.name}: cannot read as CSV: {_first_line(exc)}") from exc
     columns = [c.strip().lstrip("\ufeff") for c in records.columns]
+    _refuse_reserved(path, columns)
     records = records.rename(dict(zip(records.columns, columns, strict=True)))
     # One rejected record may produce several errors; keep one line per record.
     errors = errors.group_by("line", maintain_order=True).agg(
@@ -149,6 +150,7 @@ def _read_parquet(path: Path) -> RawSource:
         frame = pl.read_parquet(path)
     except Exception as exc:  # polars raises several types for a corrupt file
         raise SourceError(f"{path.name}: cannot read as Parquet: {_first_line(exc)}") from exc
+    _refuse_reserved(path, frame.columns)
     text = frame.select([_to_text(name, dtype) for name, dtype in frame.schema.items()])
     text = text.with_row_index(ROW_NUMBER, offset=1).with_columns(pl.col(ROW_NUMBER).cast(pl.Int64))
     return RawSource(records=text, rejects=pl.DataFrame(schema=REJECT_COLUMNS), columns=frame.columns, format="parquet")
@@ -201,6 +203,7 @@ def _read_jsonl(path: Path, *, encoding: str | None) -> RawSource:
     if not records and not rejects:
         raise SourceError(f"{path.name}: no JSON records in the file")
     names = list(columns)
+    _refuse_reserved(path, names)
     data: dict[str, list[object]] = {name: [] for name in names}
     for record in records:
         for name in names:
@@ -227,6 +230,11 @@ def _json_text(value: object) -> str | None:
     if isinstance(value, int | float):
         return json.dumps(value)
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _refuse_reserved(path: Path, columns: list[str]) -> None:
+    if ROW_NUMBER in columns:
+        raise SourceError(f"{path.name}: the column name {ROW_NUMBER!r} is reserved; rename it (e.g. with a mapping)")
 
 
 def _first_line(exc: BaseException) -> str:

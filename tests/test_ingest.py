@@ -217,3 +217,22 @@ def test_keys_stay_unique_under_overlapping_and_concurrent_imports(warehouse: Wa
         total, distinct = con.execute("SELECT count(*), count(DISTINCT lead_id) FROM leads").fetchall()[0]
     assert total == distinct == 25
     assert sum(s.counts.loaded for s in summaries) == 25
+
+
+def test_columns_named_like_internal_ones_are_kept_as_attributes(warehouse: Warehouse, tmp_path: Path) -> None:
+    """A file's own row_number, _position or _reason columns are ordinary extra attributes."""
+    path = write(
+        tmp_path / "odd.csv",
+        "lead_id,created_at,row_number,_position,_reason,extra\nA,2025-01-01,7,x,y,z\nB,bad,8,x,y,z\n",
+    )
+    c = ingest_file(warehouse, "leads", path).counts
+    assert (c.loaded, c.rejected) == (1, 1)
+    with warehouse.connect() as con:
+        extra = con.execute("SELECT extra FROM leads").fetchall()[0][0]
+        raw = con.execute("SELECT row_number, raw FROM rejects").fetchall()[0]
+    assert json.loads(extra) == {"row_number": "7", "_position": "x", "_reason": "y", "extra": "z"}
+    assert raw[0] == 3
+    assert json.loads(raw[1])["row_number"] == "8"
+    reserved = write(tmp_path / "reserved.csv", "lead_id,created_at,__row_number__\nA,2025-01-01,1\n")
+    with pytest.raises(IngestError, match="is reserved"):
+        ingest_file(warehouse, "leads", reserved)
