@@ -16,11 +16,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Build the demo workspace if it is missing, show what it holds, then serve the workbench.
+## Build the demo workspace if it is missing, show what it holds, then serve the routing endpoint
+## (background) and the workbench (foreground); Ctrl-C stops both.
 demo: $(STAMP)
 	@test -f "$(LEADROUTE_HOME)/warehouse.duckdb" || $(BIN)/leadroute demo
 	@$(BIN)/leadroute status
-	@$(BIN)/leadroute app
+	@$(BIN)/leadroute serve & endpoint=$$!; trap 'kill $$endpoint 2>/dev/null' EXIT INT TERM; \
+	  sleep 2; $(BIN)/leadroute app
 
 ## Lint, type-check and run the whole test suite.
 test: lint typecheck unit

@@ -237,6 +237,9 @@ cli_quality.register(app)
 from leadroute import cli_evaluate  # noqa: E402
 
 cli_evaluate.register(app)
+from leadroute import cli_serve  # noqa: E402
+
+cli_serve.register(app)
 # --- end of command modules ---
 
 

@@ -1,0 +1,147 @@
+"""Append-only JSON-lines logs that are durable before an answer is sent.
+
+Each record is one line of JSON in ``<dir>/<prefix>-<YYYYMMDD>-<n>.jsonl``. DuckDB reads the
+folder directly (``read_json_auto('<dir>/*.jsonl')``), so the endpoint never needs to hold the
+warehouse open. Files rotate by size and by UTC day; a process always starts a new file, so a
+torn last line left by a crash (never fsynced, so never answered) is cut from the old file at
+start-up and cannot make a later append unreadable.
+
+Durability is group commit: writers append under a lock and get a ticket; :meth:`JsonLog.sync`
+fsyncs once for every ticket written so far, so concurrent requests share one fsync.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+_NAME = re.compile(r"^(?P<prefix>[a-z_]+)-(?P<day>\d{8})-(?P<n>\d{6})\.jsonl$")
+
+
+def log_files(directory: Path, prefix: str) -> list[Path]:
+    """The log's files in write order (by their sequence number)."""
+    if not directory.exists():
+        return []
+    found = []
+    for path in directory.iterdir():
+        match = _NAME.match(path.name)
+        if match and match["prefix"] == prefix:
+            found.append((int(match["n"]), path))
+    return [p for _, p in sorted(found)]
+
+
+def read_records(directory: Path, prefix: str) -> Iterator[dict[str, Any]]:
+    """Every complete record, in write order (a torn last line is skipped)."""
+    for path in log_files(directory, prefix):
+        with path.open("rb") as handle:
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    break  # torn tail: never fsynced, so never acknowledged
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(record, dict):
+                    yield record
+
+
+def _cut_torn_tail(path: Path) -> None:
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end != len(data):
+        with path.open("r+b") as handle:
+            handle.truncate(end)
+            os.fsync(handle.fileno())
+
+
+class JsonLog:
+    """One append-only log (decisions or outcomes) owned by this process.
+
+    Args:
+        directory: where the files live (created if missing).
+        prefix: the file name prefix (``decisions``, ``outcomes``).
+        max_bytes: rotate when a file grows past this size.
+        fsync: set False only in benchmarks that measure the cost of durability.
+    """
+
+    def __init__(self, directory: Path, prefix: str, *, max_bytes: int = DEFAULT_MAX_BYTES, fsync: bool = True) -> None:
+        self.directory, self.prefix, self.max_bytes, self.fsync = directory, prefix, max_bytes, fsync
+        directory.mkdir(parents=True, exist_ok=True)
+        existing = log_files(directory, prefix)
+        if existing:
+            _cut_torn_tail(existing[-1])
+        self._n = max((int(m["n"]) for p in existing if (m := _NAME.match(p.name))), default=0)
+        self._write_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._handle: IO[bytes] | None = None
+        self._day = ""
+        self._written = 0  # tickets handed out
+        self._synced = 0  # tickets known to be on disk
+
+    def append(self, records: Sequence[dict[str, Any]]) -> int:
+        """Write ``records`` (not yet durable); returns the ticket to pass to :meth:`sync`."""
+        data = b"".join(json.dumps(r, separators=(",", ":"), default=str).encode() + b"\n" for r in records)
+        with self._write_lock:
+            handle = self._current(len(data))
+            handle.write(data)
+            handle.flush()  # into the OS, so one fsync from any thread covers it
+            self._written += 1
+            return self._written
+
+    def sync(self, ticket: int) -> None:
+        """Return once everything up to ``ticket`` is on disk (one fsync serves many waiters)."""
+        if not self.fsync:
+            return
+        with self._sync_lock:
+            if self._synced >= ticket:
+                return  # another thread's fsync already covered this write
+            with self._write_lock:
+                target, handle = self._written, self._handle
+            if handle is not None:
+                os.fsync(handle.fileno())
+            self._synced = target
+
+    def write(self, records: Sequence[dict[str, Any]]) -> None:
+        """Append and wait until durable."""
+        self.sync(self.append(records))
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._close_current()
+
+    def _current(self, incoming: int) -> IO[bytes]:
+        day = datetime.now(UTC).strftime("%Y%m%d")
+        handle = self._handle
+        if handle is not None and (day != self._day or handle.tell() + incoming > self.max_bytes):
+            self._close_current()
+            handle = None
+        if handle is None:
+            self._n += 1
+            path = self.directory / f"{self.prefix}-{day}-{self._n:06d}.jsonl"
+            handle = path.open("ab")
+            self._handle, self._day = handle, day
+            _sync_directory(self.directory)  # the new file's name survives a crash too
+        return handle
+
+    def _close_current(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+            if self.fsync:
+                os.fsync(self._handle.fileno())
+            self._handle.close()
+            self._handle = None
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,132 @@
+"""Owner notifications from a durable outbox: the decision log itself.
+
+A decision whose rule says ``notify`` is already durable in the decision log before the lead is
+answered, so the log is the outbox: what is pending is every such decision without a ``sent``
+record in ``<home>/notifications``. A sender thread posts each one (generic JSON or a Slack
+incoming-webhook message with blocks) through httpx with a timeout, retries failures with
+exponential backoff, and counts sends and failures in ``/metrics``. Routing only enqueues, so a
+slow or failing receiver never delays a decision; delivery is at least once (a pending
+notification older than ``max_age_s`` is not sent after a restart).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+
+from leadroute.serving.log import JsonLog, read_records
+from leadroute.serving.metrics import Metrics
+from leadroute.serving.router import DECISIONS
+
+NotifyFormat = Literal["json", "slack"]
+SENT = "sent"
+
+
+def message(record: dict[str, Any], fmt: NotifyFormat) -> dict[str, Any]:
+    """The notification body for one decision (all lead info included)."""
+    owner = record.get("rep_id") or f"the {record.get('team')} team"
+    lead = record.get("lead") or {}
+    text = f"New lead {record.get('lead_id')} for {owner} (score {record.get('score')}, rule {record.get('rule')})"
+    if fmt == "slack":
+        details = "\n".join(f"*{k}*: {v}" for k, v in lead.items() if v is not None)
+        return {
+            "text": text,
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": details or "(no details)"}},
+            ],
+        }
+    keys = ("decision_id", "lead_id", "team", "rep_id", "action", "score", "policy", "policy_version")
+    return {"text": text, "decision": {k: record.get(k) for k in keys}, "lead": lead}
+
+
+class Outbox:
+    """Pending notifications and the thread that sends them (start before use, stop at the end)."""
+
+    def __init__(
+        self,
+        home: Path,
+        decision_dir: Path,
+        url: str,
+        metrics: Metrics,
+        *,
+        fmt: NotifyFormat = "json",
+        timeout_s: float = 5.0,
+        max_backoff_s: float = 60.0,
+        max_age_s: float = 86_400.0,
+    ) -> None:
+        self.url, self.fmt, self.metrics, self.max_backoff_s = url, fmt, metrics, max_backoff_s
+        self._sent_log = JsonLog(home / "notifications", SENT)
+        sent = {str(r["decision_id"]) for r in read_records(home / "notifications", SENT)}
+        self._heap: list[tuple[float, int, int, dict[str, Any]]] = []
+        self._order = itertools.count()
+        self._cv = threading.Condition()
+        self._stop = False
+        self._client = httpx.Client(timeout=timeout_s)
+        self._thread = threading.Thread(target=self._run, name="notification-sender", daemon=True)
+        # Older unsent decisions are stale news (e.g. from before notifications were configured).
+        since = (datetime.now(UTC) - timedelta(seconds=max_age_s)).isoformat()
+        self.enqueue(
+            [
+                r
+                for r in read_records(decision_dir, DECISIONS)
+                if str(r.get("decision_id")) not in sent and str(r.get("decided_at", "")) >= since
+            ]
+        )
+
+    def enqueue(self, records: Sequence[dict[str, Any]]) -> None:
+        """Queue every decision that asks for a notification (never blocks on the network)."""
+        wanted = [r for r in records if r.get("notify")]
+        if not wanted:
+            return
+        with self._cv:
+            for record in wanted:
+                heapq.heappush(self._heap, (0.0, next(self._order), 0, record))
+            self._cv.notify()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self._thread.join(timeout=10)
+        self._client.close()
+        self._sent_log.close()
+
+    def pending(self) -> int:
+        with self._cv:
+            return len(self._heap)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._stop and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    self._cv.wait(None if not self._heap else max(0.0, self._heap[0][0] - time.monotonic()))
+                if self._stop:
+                    return
+                _, _, attempt, record = heapq.heappop(self._heap)
+            if self._send(record):
+                self._sent_log.write([{"decision_id": record["decision_id"], "sent_at": datetime.now(UTC).isoformat()}])
+                self.metrics.inc("leadroute_notifications_sent_total", "Owner notifications delivered.")
+                continue
+            self.metrics.inc("leadroute_notification_failures_total", "Failed notification attempts (retried).")
+            delay = min(self.max_backoff_s, 0.2 * 2**attempt)
+            with self._cv:
+                heapq.heappush(self._heap, (time.monotonic() + delay, next(self._order), attempt + 1, record))
+
+    def _send(self, record: dict[str, Any]) -> bool:
+        try:
+            response = self._client.post(self.url, json=message(record, self.fmt))
+        except httpx.HTTPError:
+            return False
+        return response.is_success

@@ -1,0 +1,81 @@
+"""Edge validation of leads and outcomes with the ingest semantics (``models.canonical.validate``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from models.canonical import ROW_NUMBER, EntityName, validate
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One input record that failed validation: its position and the reason (fields named)."""
+
+    index: int
+    reason: str
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return str(value)
+
+
+def _reserved(name: str) -> bool:
+    # Validation works on a frame with helper columns (row number, position, text copies): an
+    # attribute spelled like one of them would collide, so such names are refused up front.
+    return name.startswith("_") or name in (ROW_NUMBER, "extra")
+
+
+def reserved_names(records: Sequence[Mapping[str, Any]]) -> list[Rejected]:
+    """Attributes spelled like validation's helper columns (refused before validating)."""
+    return [Rejected(i, f"{k}: '{k}' is a reserved name") for i, r in enumerate(records) for k in r if _reserved(k)]
+
+
+def validate_indexed(
+    entity: EntityName, records: Sequence[Mapping[str, Any]]
+) -> tuple[list[tuple[int, dict[str, Any]]], list[Rejected]]:
+    """Type and check ``records`` exactly as ingest would: ``(input position, typed row)`` pairs
+    (extras unpacked as text, the way replay reads them) and rejects with reasons."""
+    reserved = reserved_names(records)
+    if reserved:
+        return [], reserved
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    frame = pl.DataFrame(
+        {c: [_text(r.get(c)) for r in records] for c in columns} | {ROW_NUMBER: list(range(len(records)))},
+        schema={c: pl.String for c in columns} | {ROW_NUMBER: pl.Int64},
+    )
+    checked = validate(entity, frame)
+    rows = []
+    for row in checked.rows.iter_rows(named=True):
+        extra = row.pop("extra", None)
+        index = int(row.pop(ROW_NUMBER))
+        if extra:
+            row |= {k: v for k, v in json.loads(extra).items() if k not in row}
+        rows.append((index, row))
+    rows.sort(key=lambda pair: pair[0])
+    rejects = [Rejected(int(r[ROW_NUMBER]), str(r["reason"])) for r in checked.rejects.iter_rows(named=True)]
+    return rows, sorted(rejects, key=lambda r: r.index)
+
+
+def validate_records(
+    entity: EntityName, records: Sequence[Mapping[str, Any]]
+) -> tuple[list[dict[str, Any]], list[Rejected]]:
+    """:func:`validate_indexed` without the positions: typed rows in input order, and rejects."""
+    rows, rejects = validate_indexed(entity, records)
+    return [row for _, row in rows], rejects
+
+
+def jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Timestamps as ISO 8601 text, so a row is one JSON line (and reads back the same)."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
