@@ -11,8 +11,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from models.canonical import EntityName
 from models.simulation import SimulationConfig, export_files, simulate_company
 from pipelines.ingest import IngestSummary, ingest_file
@@ -90,7 +88,7 @@ def build_demo(
     paths: dict[EntityName, Path] = {}
     for entity in IMPORT_ORDER:
         paths[entity] = folder / f"{entity}.csv"
-        _write_csv(files[entity], paths[entity])
+        files[entity].write_csv(paths[entity])
 
     with warehouse.connect() as con:
         con.begin()
@@ -155,7 +153,3 @@ def simulation_config(warehouse: Warehouse) -> SimulationConfig | None:
 
 def _config_json(config: SimulationConfig) -> dict[str, Any]:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(config).items()}
-
-
-def _write_csv(frame: pl.DataFrame, path: Path) -> None:
-    frame.write_csv(path)

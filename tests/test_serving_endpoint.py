@@ -96,7 +96,7 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
     ("/v1/route", {"json": {"lead_id": "x", "created_at": "yesterday"}}, 422, "created_at"),
     ("/v1/route", {"json": {"lead_id": "x", "created_at": "2026-01-01", "employees": -3}}, 422, "employees"),
     ("/v1/route", {"json": [1, 2]}, 422, "body"),
-    ("/v1/route", {"json": {"lead_id": "x", "created_at": "2026-01-01", "_position": 1}}, 422, "_position"),
+    ("/v1/route", {"json": {"lead_id": "x", "created_at": "2026-01-01", "__row_number__": 1}}, 422, "__row_number__"),
     ("/v1/route", {"json": {"lead_id": "x", "created_at": "2026-01-01", "score": "NaN?"}}, 422, "score"),
     ("/v1/route", {"content": b"lead_id=x", "headers": {"content-type": "text/plain"}}, 415, ""),
     ("/v1/route", {"content": b"{" + b" " * 2_000_000 + b"}", "headers": {"content-type": "application/json"}}, 413,

@@ -32,9 +32,10 @@ def _text(value: Any) -> str | None:
 
 
 def _reserved(name: str) -> bool:
-    # Validation works on a frame with helper columns (row number, position, text copies): an
-    # attribute spelled like one of them would collide, so such names are refused up front.
-    return name.startswith("_") or name in (ROW_NUMBER, "extra")
+    # Validation keeps its own helper columns apart from any attribute name (models.canonical);
+    # only its record-number column is refused there, and "extra" here because rows come back
+    # with their extra attributes unpacked next to it.
+    return name in (ROW_NUMBER, "extra")
 
 
 def reserved_names(records: Sequence[Mapping[str, Any]]) -> list[Rejected]:

@@ -14,17 +14,16 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from models.quality.normalise import FREE_MAIL_DOMAINS
+
 FeatureKind = Literal["numeric", "categorical"]
 
 MISSING = "(missing)"
 """Category given to a missing categorical value: "unknown industry" is informative in itself."""
 
-FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
-    {"gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com",
-     "icloud.com", "me.com", "aol.com", "proton.me", "protonmail.com", "gmx.de", "gmx.net", "web.de",
-     "mail.ru", "yandex.ru", "qq.com", "163.com"}
-)  # fmt: skip
-"""Consumer mailboxes: a lead writing from one is usually not buying for a company."""
+# One list of consumer mailboxes for the whole project: a lead writing from one is usually not
+# buying for a company (the quality stage ignores those domains when matching accounts).
+
 
 CANONICAL_CATEGORICAL: tuple[str, ...] = (
     "industry", "country", "region", "source", "seniority", "product_interest",
