@@ -14,27 +14,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from pipelines.logfiles import LOG_NAME as _NAME
+from pipelines.logfiles import log_files as log_files
+
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-_NAME = re.compile(r"^(?P<prefix>[a-z_]+)-(?P<day>\d{8})-(?P<n>\d{6})\.jsonl$")
-
-
-def log_files(directory: Path, prefix: str) -> list[Path]:
-    """The log's files in write order (by their sequence number)."""
-    if not directory.exists():
-        return []
-    found = []
-    for path in directory.iterdir():
-        match = _NAME.match(path.name)
-        if match and match["prefix"] == prefix:
-            found.append((int(match["n"]), path))
-    return [p for _, p in sorted(found)]
 
 
 def read_records(directory: Path, prefix: str) -> Iterator[dict[str, Any]]:

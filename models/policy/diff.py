@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from models.policy.conditions import describe
-from models.policy.spec import ALWAYS, Condition, Destination, PolicySpec
+from models.policy.spec import ALWAYS, Condition, Destination, PolicySpec, Sla
 
 _METHOD_WORDS = {
     "round_robin": "round robin",
@@ -35,6 +35,33 @@ def describe_destination(dest: Destination) -> str:
     if dest.fallback is not None:
         text += f"; if nobody is eligible: {describe_destination(dest.fallback)}"
     return text
+
+
+def describe_sla(sla: Sla | None) -> str:
+    """E.g. ``first touch within 30 min of business time (contacted or meeting); remind after 15 min;
+    then re-assign up to 1 time; then escalate to team queue``."""
+    if sla is None:
+        return "no SLA"
+    clock = "business time" if sla.business_hours else "wall-clock time"
+    text = f"first touch within {_duration(sla.first_touch_s)} of {clock} ({' or '.join(sla.touch_events)})"
+    if sla.remind_s is not None:
+        text += f"; remind after {_duration(sla.remind_s)}"
+    if sla.reassign and sla.max_hops > 0:
+        text += f"; then re-assign up to {sla.max_hops} time{'s' if sla.max_hops != 1 else ''}"
+    if sla.escalate is not None:
+        target = " and ".join(
+            t for t in (f"team {sla.escalate.team}" if sla.escalate.team else "", sla.escalate.rep or "") if t
+        )
+        text += f"; then escalate to {target}"
+    return text
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
 
 
 def diff_policies(old: PolicySpec, new: PolicySpec) -> list[str]:
@@ -84,6 +111,13 @@ def diff_policies(old: PolicySpec, new: PolicySpec) -> list[str]:
             return "none" if e is None else f"{e.share:.0%} of traffic (floor {e.floor:g})"
 
         out.append(f"exploration is now {words(new)} (was: {words(old)})")
+    if old.sla != new.sla:
+        out.append(f"the default SLA is now: {describe_sla(new.sla)} (was: {describe_sla(old.sla)})")
+    for name, (_, rule) in after.items():
+        if name in before and before[name][1].sla != rule.sla:
+            out.append(f"rule '{name}' SLA is now: {describe_sla(rule.sla)} (was: {describe_sla(before[name][1].sla)})")
+        elif name not in before and rule.sla is not None:
+            out.append(f"new rule '{name}' has an SLA: {describe_sla(rule.sla)}")
     return out
 
 

@@ -17,14 +17,17 @@ from models.policy.spec import (
     MAX_LIST_VALUES,
     MAX_NODES,
     MAX_RULES,
+    MAX_SLA_HOPS,
     MAX_TEXT,
     METHODS,
     OPERATORS,
+    TOUCH_EVENTS,
     AllOf,
     AnyOf,
     Availability,
     Condition,
     Destination,
+    Escalation,
     Exploration,
     Leaf,
     Not,
@@ -33,6 +36,7 @@ from models.policy.spec import (
     PolicySpecError,
     Rule,
     Scalar,
+    Sla,
 )
 
 # Spellings analysts type, mapped to the one canonical operator.
@@ -50,6 +54,9 @@ _ALIASES: dict[str, Operator] = {
     "missing": "is missing",
 }
 
+_DURATION = re.compile(r"^\s*(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>s|sec|m|min|h|hr|d)\s*$", re.IGNORECASE)
+_UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
+MAX_SLA_S = 30 * 86400
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 ENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
 # Values that look like an injection attempt. They would be harmless here (values are only ever
@@ -89,7 +96,7 @@ class _Parser:
         if not isinstance(raw, Mapping):
             self.fail("policy", "must be a mapping with 'name', 'rules' and 'fallback'")
             return None
-        self.keys("policy", raw, {"name", "description", "rules", "fallback", "availability", "exploration"})
+        self.keys("policy", raw, {"name", "description", "rules", "fallback", "availability", "exploration", "sla"})
         name = self.name("policy name", raw.get("name"), ENTITY_NAME)
         rules_raw = raw.get("rules", [])
         if not isinstance(rules_raw, list):
@@ -118,6 +125,7 @@ class _Parser:
             description=self.text("description", raw.get("description", "")),
             availability=self.availability(raw.get("availability")),
             exploration=self.exploration(raw.get("exploration")),
+            sla=self.sla("policy sla", raw.get("sla")),
         )
 
     def keys(self, where: str, raw: Mapping[Any, Any], allowed: set[str]) -> None:
@@ -144,12 +152,13 @@ class _Parser:
             return None
         name = self.name(f"{where} name", raw.get("name"), ENTITY_NAME)
         where = f"rule '{name}'" if name else where
-        self.keys(where, raw, {"name", "description", "when", "then"})
+        self.keys(where, raw, {"name", "description", "when", "then", "sla"})
         when = ALWAYS if raw.get("when") is None else self.condition(where, raw["when"], 0)
         then = self.destination(where, raw.get("then"), 0)
+        sla = self.sla(f"{where} sla", raw.get("sla"))
         if name is None or when is None or then is None:
             return None
-        return Rule(name=name, when=when, then=then, description=self.text(where, raw.get("description", "")))
+        return Rule(name=name, when=when, then=then, description=self.text(where, raw.get("description", "")), sla=sla)
 
     def condition(self, where: str, raw: object, depth: int) -> Condition | None:
         self.nodes += 1
@@ -306,6 +315,74 @@ class _Parser:
         return Exploration(
             share=float(share), floor=float(floor), teams=self.names("exploration", raw.get("teams", []))
         )
+
+    def duration(self, where: str, raw: object) -> int | None:
+        """``30m``, ``2h``, ``90s`` (or a bare number of minutes) → whole seconds."""
+        seconds: float | None = None
+        if _is_number(raw):
+            seconds = float(raw) * 60  # type: ignore[arg-type]
+        elif isinstance(raw, str) and (match := _DURATION.match(raw)):
+            seconds = float(match["amount"]) * _UNIT_S[match["unit"].lower()]
+        if seconds is None or not 0 < seconds <= MAX_SLA_S:
+            self.fail(where, f"{str(raw)[:40]!r} is not a duration like 5m, 30m, 2h or 90s (at most 30 days)")
+            return None
+        return round(seconds)
+
+    def sla(self, where: str, raw: object) -> Sla | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, Mapping):
+            self.fail(where, "must be a mapping such as {first_touch: 30m, remind: 15m, max_hops: 1}")
+            return None
+        allowed = {"first_touch", "business_hours", "touch_events", "remind", "reassign", "max_hops", "escalate"}
+        self.keys(where, raw, allowed)
+        if "first_touch" not in raw:
+            self.fail(where, "'first_touch' is mandatory (e.g. first_touch: 30m)")
+            return None
+        first = self.duration(f"{where} first_touch", raw["first_touch"])
+        remind = None if raw.get("remind") is None else self.duration(f"{where} remind", raw["remind"])
+        if first is not None and remind is not None and remind >= first:
+            self.fail(where, f"'remind' ({raw['remind']}) must come before 'first_touch' ({raw['first_touch']})")
+        flags = {k: raw.get(k, True) for k in ("business_hours", "reassign")}
+        for k, v in flags.items():
+            if not isinstance(v, bool):
+                self.fail(where, f"'{k}' must be true or false")
+        events_raw = raw.get("touch_events", ["contacted", "meeting"])
+        events: tuple[str, ...] = ()
+        if not isinstance(events_raw, list) or not events_raw:
+            self.fail(where, f"'touch_events' must be a non-empty list of outcome events ({', '.join(TOUCH_EVENTS)})")
+        else:
+            for event in events_raw:
+                if event not in TOUCH_EVENTS:
+                    self.fail(where, f"unknown touch event {str(event)[:40]!r} (use: {', '.join(TOUCH_EVENTS)})")
+            events = tuple(dict.fromkeys(e for e in events_raw if e in TOUCH_EVENTS))
+        hops = raw.get("max_hops", 1)
+        if not (isinstance(hops, int) and not isinstance(hops, bool) and 0 <= hops <= MAX_SLA_HOPS):
+            self.fail(where, f"'max_hops' must be a whole number from 0 to {MAX_SLA_HOPS}")
+            hops = 0
+        escalate = self.escalation(f"{where} escalate", raw.get("escalate"))
+        if first is None or not events:
+            return None
+        return Sla(
+            first_touch_s=first,
+            business_hours=bool(flags["business_hours"]),
+            touch_events=events,
+            remind_s=remind,
+            reassign=bool(flags["reassign"]),
+            max_hops=int(hops),
+            escalate=escalate,
+        )
+
+    def escalation(self, where: str, raw: object) -> Escalation | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, Mapping) or not ({"team", "rep"} & set(raw)):
+            self.fail(where, "must name a team and/or a rep, e.g. {team: queue} or {rep: R007}")
+            return None
+        self.keys(where, raw, {"team", "rep"})
+        team = None if raw.get("team") is None else self.name(f"{where} team", raw["team"], ENTITY_NAME)
+        rep = None if raw.get("rep") is None else self.name(f"{where} rep", raw["rep"], ENTITY_NAME)
+        return Escalation(team=team, rep=rep) if team or rep else None
 
 
 def _is_number(value: object) -> bool:

@@ -15,6 +15,9 @@ Shape::
     fallback: {team: queue}      # mandatory: a lead no rule matches goes here
     availability: {absences: true, working_hours: false}
     exploration: {share: 0.1, floor: 0.02}            # optional
+    sla: {first_touch: 30m, remind: 15m, max_hops: 1, escalate: {team: queue}}  # optional default
+
+A rule may carry its own ``sla`` (same shape); it overrides the policy-wide default.
 """
 
 from __future__ import annotations
@@ -112,11 +115,48 @@ class Destination:
 
 
 @dataclass(frozen=True)
+class Escalation:
+    """Where a lead goes when its SLA chain is exhausted: a team (e.g. a queue) and/or a manager rep."""
+
+    team: str | None = None
+    rep: str | None = None
+
+
+TOUCH_EVENTS: tuple[str, ...] = ("contacted", "meeting", "qualified", "converted", "lost")
+MAX_SLA_HOPS = 10
+
+
+@dataclass(frozen=True)
+class Sla:
+    """Speed-to-lead service level of a rule: how soon the owner must first touch a lead.
+
+    Attributes:
+        first_touch_s: seconds from assignment to the first touch event.
+        business_hours: count the time in the owner's working hours (their time zone, weekdays,
+            minus absences) instead of wall-clock time.
+        touch_events: outcome events that count as a touch.
+        remind_s: remind the owner this long after assignment (``None``: no reminder).
+        reassign: re-assign to the next eligible rep of the same destination on a breach.
+        max_hops: at most this many re-assignments; then escalate (or stop).
+        escalate: where the lead goes when the chain is exhausted (``None``: nowhere, only alerted).
+    """
+
+    first_touch_s: int
+    business_hours: bool = True
+    touch_events: tuple[str, ...] = ("contacted", "meeting")
+    remind_s: int | None = None
+    reassign: bool = True
+    max_hops: int = 1
+    escalate: Escalation | None = None
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str
     when: Condition
     then: Destination
     description: str = ""
+    sla: Sla | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +186,14 @@ class PolicySpec:
     description: str = ""
     availability: Availability = Availability()
     exploration: Exploration | None = None
+    sla: Sla | None = None
+
+    def sla_for(self, rule: str | None) -> Sla | None:
+        """The SLA of the rule named ``rule`` (``fallback`` or unknown: the policy default)."""
+        for r in self.rules:
+            if r.name == rule:
+                return r.sla or self.sla
+        return self.sla
 
     def destinations(self) -> list[tuple[str, Destination]]:
         """Every destination in the spec with where it sits (``rule 'x'``, ``fallback``, ...)."""

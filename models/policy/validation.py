@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from models.policy.conditions import describe
 from models.policy.roster import Roster
-from models.policy.spec import ALWAYS, AllOf, Condition, Leaf, Not, PolicySpec
+from models.policy.spec import ALWAYS, AllOf, Condition, Destination, Leaf, Not, PolicySpec, Sla
 
 _OPEN, _CLOSED = False, True
 
@@ -63,6 +63,7 @@ def validate_policy(
                     errors.append(f"rule '{rule.name}': unknown field '{leaf.field}'")
     if roster is not None:
         _check_destinations(spec, roster, errors, warnings)
+        _check_slas(spec, roster, errors, warnings)
     _check_shadowing(spec, errors)
     _check_score_ranges(spec, warnings)
     return ValidationReport(tuple(errors), tuple(warnings))
@@ -97,6 +98,33 @@ def _check_destinations(spec: PolicySpec, roster: Roster, errors: list[str], war
         for team in spec.exploration.teams:
             if roster.kind(team) is None:
                 errors.append(f"exploration: unknown team '{team}'")
+
+
+def _check_slas(spec: PolicySpec, roster: Roster, errors: list[str], warnings: list[str]) -> None:
+    """SLA escalation targets must exist; an SLA on a destination without reps has no owner to time."""
+    known_reps = set(roster.rep_id.tolist())
+    places: list[tuple[str, Sla | None, Destination | None]] = [("policy sla", spec.sla, None)]
+    places += [(f"rule '{r.name}' sla", r.sla, r.then) for r in spec.rules]
+    for place, sla, dest in places:
+        if sla is None:
+            continue
+        if sla.escalate is not None:
+            if sla.escalate.team is not None and roster.kind(sla.escalate.team) is None:
+                errors.append(f"{place}: escalation to unknown team '{sla.escalate.team}'")
+            if sla.escalate.rep is not None and sla.escalate.rep not in known_reps:
+                errors.append(f"{place}: escalation to unknown rep '{sla.escalate.rep}'")
+        if dest is None:
+            continue
+        kind = "sales" if dest.team is None else roster.kind(dest.team)
+        if kind is not None and kind != "sales":
+            warnings.append(f"{place}: team '{dest.team}' has no reps, so the SLA never starts")
+        elif (
+            kind == "sales"
+            and sla.reassign
+            and sla.max_hops > 0
+            and roster.members(dest.team, dest.seniority, dest.reps).size < 2
+        ):
+            warnings.append(f"{place}: only one rep can take these leads, so a breach cannot be re-assigned")
 
 
 def interval(condition: Condition) -> Interval | None:

@@ -143,12 +143,19 @@ class GroundTruth:
         teams = pl.DataFrame({"team": ["nurture", "queue"], "rep_id": [None, None]}, schema=active.schema)
         return pl.concat([active, teams])
 
-    def evaluate(self, leads: pl.DataFrame, decisions: pl.DataFrame) -> Evaluation:
-        """Derive loads, first touches, probabilities and deal sizes for a whole routing."""
+    def evaluate(
+        self, leads: pl.DataFrame, decisions: pl.DataFrame, handed_over_us: np.ndarray | None = None
+    ) -> Evaluation:
+        """Derive loads, first touches, probabilities and deal sizes for a whole routing.
+
+        ``handed_over_us`` (µs since epoch, aligned with ``leads``) is when each lead reached its
+        destination, if later than ``created_at`` — e.g. a re-assignment after an SLA breach: the
+        destination's response starts then, while speed-to-lead still counts from creation.
+        """
         view = lead_view(leads)
         rep, team = self._resolve(leads, decisions)
         load = self._load(view, rep)
-        touch = self._touch(view, rep, team, load)
+        touch = self._touch(view, rep, team, load, handed_over_us)
         probability, deal = self._probability(view, rep, team, load, touch)
         return Evaluation(
             probability=probability,
@@ -352,20 +359,28 @@ class GroundTruth:
             self._calendars[key] = (rep_times, sweeps)
         return self._calendars[key]
 
-    def _touch(self, view: LeadView, rep: np.ndarray, team: np.ndarray, load: np.ndarray) -> np.ndarray:
+    def _touch(
+        self,
+        view: LeadView,
+        rep: np.ndarray,
+        team: np.ndarray,
+        load: np.ndarray,
+        handed_over_us: np.ndarray | None = None,
+    ) -> np.ndarray:
         calendars, sweeps = self._calendar(view)
-        touch = view.created_us.copy()  # nurture: the first email goes out at once
+        arrival = view.created_us if handed_over_us is None else np.maximum(view.created_us, handed_over_us)
+        touch = arrival.copy()  # nurture: the first email goes out at once
         swept = (rep < 0) & (team != NURTURE)
         inactive = (rep >= 0) & ~self._table.active[np.maximum(rep, 0)]
         region = np.maximum(view.region, 0)  # a lead without a region is queued in NA
         for code in range(len(REGIONS)):
             at = (swept | inactive) & (region == code)
-            touch[at] = queue_touch(view.created_us[at], sweeps[code])
+            touch[at] = queue_touch(arrival[at], sweeps[code])
         # A lead given to a rep who left sits unseen until someone notices and sweeps it.
         touch[inactive] += int(self.parameters.inactive_extra_hours * US_PER_HOUR)
         for r in np.unique(rep[(rep >= 0) & ~inactive]):
             at = rep == r
-            touch[at] = _advance(calendars[r], view.created_us[at], self._response_us(rep[at], load[at]))
+            touch[at] = _advance(calendars[r], arrival[at], self._response_us(rep[at], load[at]))
         return touch
 
     def _probability(

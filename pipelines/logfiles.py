@@ -1,0 +1,23 @@
+"""How the endpoint's append-only logs are named on disk: ``<prefix>-<YYYYMMDD>-<n>.jsonl``.
+
+Shared by the writer (``leadroute.serving.log``) and the loader (``pipelines.endpoint_logs``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+LOG_NAME = re.compile(r"^(?P<prefix>[a-z_]+)-(?P<day>\d{8})-(?P<n>\d{6})\.jsonl$")
+
+
+def log_files(directory: Path, prefix: str) -> list[Path]:
+    """The log's files in write order (by their sequence number)."""
+    if not directory.exists():
+        return []
+    found = []
+    for path in directory.iterdir():
+        match = LOG_NAME.match(path.name)
+        if match and match["prefix"] == prefix:
+            found.append((int(match["n"]), path))
+    return [p for _, p in sorted(found)]
