@@ -28,7 +28,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -54,9 +56,19 @@ class ModelScorer:
             kind="logistic",
             calibration="none",
         ).fit(history, history["converted"])
+        from models.scoring.compiled import compile_classifier
+
+        self.compiled = compile_classifier(self.model)
 
     def score(self, leads: pl.DataFrame) -> np.ndarray:
         return np.asarray(self.model.lead_score(leads), dtype=np.float64)
+
+    def score_one(self, lead: Mapping[str, Any]) -> float:
+        """The same score for one lead without a frame (what ``Policy.route_one`` uses)."""
+        row = None if self.compiled is None else self.compiled.model_row(lead)
+        if self.compiled is None or row is None:
+            return float(self.score(pl.DataFrame([lead]))[0])
+        return self.compiled.lead_score(row)
 
 
 def seed_table_jdm() -> dict[str, object]:

@@ -11,9 +11,14 @@ file, so a rejected row can be found again.
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any, Literal
 
 import polars as pl
 
@@ -241,9 +246,11 @@ def validate(
         [pl.lit(None, pl.String()).alias(f.name) for f in spec.fields if f.name not in raw.columns]
     )
     # Phase 1: trimmed text (empty = missing) and typed values, each computed once.
+    one_value_lists = [f for f in spec.fields if f.kind != "list" and isinstance(frame.schema[f.name], pl.List)]
     texts = frame.select(
         position,
         pl.col(ROW_NUMBER).cast(pl.Int64),
+        *[(pl.col(f.name).list.len() > 1).fill_null(False).alias(_MANY + f.name) for f in one_value_lists],
         *[_text(f, frame.schema[f.name]).alias(_TEXT + f.name) for f in spec.fields],
         (
             pl.struct([_as_text(c, frame.schema[c]) for c in extras]).struct.json_encode()
@@ -258,12 +265,16 @@ def validate(
     )
     typed = texts.with_columns(_value(f).alias(f.name) for f in spec.fields)
     # Phase 2: what is wrong with each record, from the text and the value side by side.
+    many = [
+        pl.when(pl.col(_MANY + f.name)).then(pl.lit(f"{f.name}: expected one value, got a list"))
+        for f in one_value_lists
+    ]
     typed = typed.select(
         position,
         ROW_NUMBER,
         *spec.field_names,
         EXTRA,
-        pl.concat_str([_problem(f) for f in spec.fields], separator="; ", ignore_nulls=True).alias("_reason"),
+        pl.concat_str([*many, *[_problem(f) for f in spec.fields]], separator="; ", ignore_nulls=True).alias("_reason"),
     )
     typed = _apply_defaults(entity, typed, known)
     typed = _check_references(spec, typed, known)
@@ -297,6 +308,7 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
 
 
 _TEXT = "_text_"
+_MANY = "_many_"
 
 _PROBLEM_TEXT: dict[FieldKind, str] = {
     "timestamp": "is not an ISO 8601 timestamp",
@@ -314,7 +326,11 @@ def _text(f: Field, dtype: pl.DataType) -> pl.Expr:
         else:
             items = pl.col(f.name).cast(pl.String()).str.split("|")
         return items.list.eval(pl.element().str.strip_chars()).list.eval(pl.element().filter(pl.element() != ""))
-    text = pl.col(f.name).cast(pl.String()).str.strip_chars()
+    if isinstance(dtype, pl.List):  # JSON lines / Parquet: an array where one value belongs
+        column = pl.col(f.name).cast(pl.List(pl.String()))
+        text = pl.when(column.list.len() == 1).then(column.list.first()).str.strip_chars()
+    else:
+        text = pl.col(f.name).cast(pl.String()).str.strip_chars()
     return pl.when(text == "").then(None).otherwise(text)
 
 
@@ -474,3 +490,236 @@ def _check_references(spec: Entity, typed: pl.DataFrame, known: Mapping[str, pl.
             .alias("_reason")
         ).drop("_known")
     return typed
+
+
+# -- one record, without frames ------------------------------------------------------------------
+
+# ``validate`` on a one-row frame costs milliseconds of fixed polars overhead; the endpoint
+# validates one lead per request. ``validate_record`` is the same semantics in plain Python:
+# every rule above has its per-value twin below, and wherever polars' own parsing decides
+# (number and timestamp text outside the plain shapes, float formatting in messages), the value
+# goes through polars itself (cached), so the two paths cannot disagree.
+
+# polars' ``str.strip_chars()`` trims Rust's ``char::is_whitespace`` (Unicode White_Space);
+# Python's ``str.strip()`` also trims U+001C–U+001F.
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z", re.ASCII)
+_PLAIN_TIMESTAMP = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?([+-]\d{2}:\d{2})?)?\Z", re.ASCII
+)
+_UTC_SUFFIX_RE = re.compile(r"(?:[Zz]|[+-]00:?00)\Z")
+_TRUE_SET, _FALSE_SET = frozenset(_TRUE), frozenset(_FALSE)
+_REQUIRED = {name: spec.required for name, spec in ENTITIES.items()}
+_FIELD_NAMES = {name: frozenset(spec.field_names) for name, spec in ENTITIES.items()}
+
+
+@dataclass(frozen=True)
+class KnownKeys:
+    """``known`` frames of :func:`validate` as sets, for :func:`validate_record`: the keys of
+    each referenced entity, and each rep's team (for a decision without a team)."""
+
+    keys: Mapping[str, frozenset[Any]] = field(default_factory=dict)
+    rep_team: Mapping[Any, Any] | None = None
+
+    @classmethod
+    def from_frames(cls, known: Mapping[str, pl.DataFrame] | None) -> KnownKeys:
+        known = known or {}
+        keys = {name: frozenset(frame[ENTITIES[name].key].to_list()) for name, frame in known.items()}  # type: ignore[index]
+        reps = known.get("reps")
+        rep_team: dict[Any, Any] | None = None
+        if reps is not None and "team" in reps.columns:
+            # A left join keeps the first match's team for the record (keys are unique in practice).
+            rep_team = {}
+            for rep, team in zip(reps["rep_id"].to_list(), reps["team"].to_list(), strict=True):
+                rep_team.setdefault(rep, team)
+        return cls(keys, rep_team)
+
+
+_NO_KNOWN = KnownKeys()
+
+
+def validate_record(
+    entity: EntityName,
+    raw: Mapping[str, Any],
+    known: KnownKeys | Mapping[str, pl.DataFrame] | None = None,
+    *,
+    unpack_extra: bool = False,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """:func:`validate` for one record, without frames: ``(row, None)`` or ``(None, reason)``.
+
+    Args:
+        entity: which canonical table the record is for.
+        raw: source values as text (``None`` for missing; a list of text for a list field),
+            keyed by source field; every key that is not a canonical field becomes an extra.
+        known: as in :func:`validate` (frames, converted on each call) or prepared :class:`KnownKeys`.
+        unpack_extra: give the extra attributes as keys of the row (after the canonical fields,
+            which win a clash) instead of the ``extra`` JSON text.
+
+    Returns:
+        The typed row exactly as ``validate(entity, one_row_frame).rows`` holds it (canonical
+        fields, then ``extra`` as JSON text, no row number), or the reject reason it would give.
+
+    Raises:
+        MissingColumnsError: a required field is not a key of ``raw`` (as for a file without it).
+    """
+    spec = ENTITIES[entity]
+    if any(name not in raw for name in _REQUIRED[entity]):
+        check_columns(entity, [k for k in raw if k != ROW_NUMBER])
+    prepared = known if isinstance(known, KnownKeys) else _NO_KNOWN if known is None else KnownKeys.from_frames(known)
+    row: dict[str, Any] = {}
+    problems: list[str] = []
+    for f in spec.fields:
+        text = _record_text(f, raw.get(f.name))
+        value = _record_value(f, text)
+        row[f.name] = value
+        problem = _record_problem(f, text, value)
+        if problem is not None:
+            problems.append(problem)
+    names = _FIELD_NAMES[entity]
+    extras = {k: _record_as_text(v) for k, v in raw.items() if k not in names and k != ROW_NUMBER}
+    if not unpack_extra:
+        row[EXTRA] = json.dumps(extras, separators=(",", ":"), ensure_ascii=False) if extras else None
+    reason: str | None = "; ".join(problems) if problems else None
+    reason = _record_defaults(entity, row, reason, prepared)
+    for column, target in spec.references.items():
+        keys = prepared.keys.get(target)
+        if keys is None or row[column] is None or row[column] in keys:
+            continue
+        problem = f"{column}: '{row[column]}' is not a known {target[:-1]}"
+        reason = problem if reason is None else f"{reason}; {problem}".strip("; ")
+    if reason:
+        return None, reason
+    if unpack_extra:
+        for k, v in extras.items():
+            row.setdefault(k, v)
+    return row, None
+
+
+def _record_as_text(value: Any) -> Any:
+    """The ``cast(pl.String)`` of a source value (lists item by item), for the extras JSON."""
+    if isinstance(value, list):
+        return [None if v is None else str(v) for v in value]
+    return None if value is None else str(value)
+
+
+def _record_text(f: Field, value: Any) -> Any:
+    if f.kind == "list":
+        if value is None:
+            return None
+        items = value if isinstance(value, list) else str(value).split("|")
+        stripped = [None if v is None else str(v).strip(WHITE_SPACE) for v in items]
+        return [v for v in stripped if v]  # nulls and empty items are dropped
+    if value is None:
+        return None
+    text = str(value).strip(WHITE_SPACE)
+    return text or None
+
+
+def _record_value(f: Field, text: Any) -> Any:
+    if text is None or f.kind in ("text", "list"):
+        return text
+    if f.kind == "timestamp":
+        return parse_timestamp_text(text)
+    if f.kind == "bool":
+        lowered = text.lower()
+        return True if lowered in _TRUE_SET else False if lowered in _FALSE_SET else None
+    number = _number(text)
+    if number is None or not math.isfinite(number):
+        return None
+    if f.kind == "int":
+        return int(number) if number.is_integer() and abs(number) < 2**53 else None
+    return number
+
+
+def _record_problem(f: Field, text: Any, value: Any) -> str | None:
+    if text is None:
+        return f"{f.name}: is required but missing" if f.required else None
+    if f.kind in _PROBLEM_TEXT:
+        if value is None:
+            return f"{f.name}: '{text}' {_PROBLEM_TEXT[f.kind]}"
+        if f.minimum is not None and (value <= f.minimum if f.minimum_exclusive else value < f.minimum):
+            relation = "above" if f.minimum_exclusive else "at least"
+            return f"{f.name}: {_value_text(value)} must be {relation} {f.minimum:g}"
+        if f.maximum is not None and value > f.maximum:
+            return f"{f.name}: {_value_text(value)} must be at most {f.maximum:g}"
+    if f.choices is not None and text not in f.choices:
+        return f"{f.name}: '{text}' is not one of {', '.join(f.choices)}"
+    return None
+
+
+def _record_defaults(entity: EntityName, row: dict[str, Any], reason: str | None, known: KnownKeys) -> str | None:
+    if entity == "outcomes" and row["event_id"] is None:
+        parts = (row["lead_id"], row["event"], row["occurred_at"])
+        row["event_id"] = None if None in parts else f"{parts[0]}:{parts[1]}:{_stamp_text(parts[2])}"
+    if entity == "decisions":
+        if row["decision_id"] is None and row["lead_id"] is not None and row["decided_at"] is not None:
+            row["decision_id"] = f"{row['lead_id']}@{_stamp_text(row['decided_at'])}"
+        if known.rep_team is not None:
+            if row["team"] is None:
+                row["team"] = known.rep_team.get(row["rep_id"]) if row["rep_id"] is not None else None
+            if row["team"] is not None and reason is not None:
+                reason = "; ".join(p for p in reason.split("; ") if p != "team: is required but missing")
+    return reason
+
+
+def _stamp_text(value: datetime) -> str:
+    """``dt.to_string("%Y-%m-%dT%H:%M:%S%.6f")`` of a UTC timestamp."""
+    return f"{value.year:04d}-{value:%m-%dT%H:%M:%S}.{value.microsecond:06d}"
+
+
+def _number(text: str) -> float | None:
+    """``cast(pl.Float64, strict=False)`` of trimmed text."""
+    if _PLAIN_NUMBER.match(text):
+        return float(text)
+    return _polars_number(text)
+
+
+@lru_cache(maxsize=4096)
+def _polars_number(text: str) -> float | None:
+    value = pl.Series([text], dtype=pl.String).cast(pl.Float64, strict=False)[0]
+    return None if value is None else float(value)
+
+
+def _value_text(value: float | int) -> str:
+    """``cast(pl.String)`` of a typed value (polars formats floats its own way: ``1e+20``)."""
+    if isinstance(value, int):
+        return str(value)
+    return str(pl.Series([value], dtype=pl.Float64).cast(pl.String)[0])
+
+
+def parse_timestamp_text(text: str) -> datetime | None:
+    """:func:`parse_timestamp_series` for one trimmed text value: the plain ISO 8601 shapes in
+    Python, anything else through polars (cached)."""
+    normalised = _UTC_SUFFIX_RE.sub("", text, count=1)
+    match = _PLAIN_TIMESTAMP.match(normalised)
+    if match is not None:
+        year, month, day, hour, minute, second, fraction, offset = match.groups()
+        try:
+            zone = UTC
+            if offset:
+                sign = -1 if offset[0] == "-" else 1
+                zone = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
+            stamp = datetime(
+                int(year),
+                int(month),
+                int(day),
+                int(hour or 0),
+                int(minute or 0),
+                int(second or 0),
+                int((fraction or "").ljust(6, "0")),
+                tzinfo=zone,
+            )
+        except ValueError:
+            pass  # out of range here (a leap second, a 24:00 offset, year 0): polars decides
+        else:
+            return stamp.astimezone(UTC)
+    return _polars_timestamp(text)
+
+
+@lru_cache(maxsize=4096)
+def _polars_timestamp(text: str) -> datetime | None:
+    value = parse_timestamp_series(pl.Series([text], dtype=pl.String))[0]
+    return value if isinstance(value, datetime) else None

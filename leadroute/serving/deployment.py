@@ -10,7 +10,7 @@ serves the ``seed`` policy's latest registered version (or the shipped file).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from models.policy import LeadScorer, Policy, Roster
+from models.scoring.compiled import LeadFeaturizer, compile_classifier
 from models.scoring.estimator import ConversionClassifier
 from models.scoring.features import ExtraFeature, lead_features
 from pipelines.policies import resolve
@@ -86,6 +87,8 @@ class ModelScorer:
 
     One lead has no history in the request: account conversions before it count as 0 and the
     24-hour arrival count covers the request's own leads (an approximation of training features).
+    :meth:`score_one` gives ``score(pl.DataFrame([lead]))[0]`` through the compiled model
+    (:mod:`models.scoring.compiled`), with no frame: what routing one lead uses.
     """
 
     def __init__(self, model: ConversionClassifier, version: int | None) -> None:
@@ -95,9 +98,18 @@ class ModelScorer:
             [ExtraFeature(c, "categorical") for c in model.categorical if c not in base]
             + [ExtraFeature(c, "numeric") for c in model.numeric if c not in base]
         )
+        self._featurizer = LeadFeaturizer(self._extras)
+        self._compiled = compile_classifier(model)
 
     def score(self, leads: pl.DataFrame) -> np.ndarray:
         return np.asarray(self.model.lead_score(lead_features(leads, self._extras)), dtype=np.float64)
+
+    def score_one(self, lead: Mapping[str, Any]) -> float:
+        """The score of one lead, equal to ``score(pl.DataFrame([lead]))[0]``."""
+        features = None if self._compiled is None else self._featurizer.features(lead)
+        if self._compiled is None or features is None:
+            return float(self.score(pl.DataFrame([lead]))[0])
+        return self._compiled.lead_score(features)
 
 
 def load_scorer(settings: Settings) -> ModelScorer | None:

@@ -20,7 +20,7 @@ from models.policy.spec import (
     PolicySpecError,
     Rule,
 )
-from models.policy.types import Decision, FitScorer, LeadScorer
+from models.policy.types import Decision, FitScorer, LeadScorer, OneLeadFit, OneLeadScorer
 from models.policy.validation import ValidationReport, validate_policy
 
 __all__ = [
@@ -29,6 +29,8 @@ __all__ = [
     "Destination",
     "FitScorer",
     "LeadScorer",
+    "OneLeadFit",
+    "OneLeadScorer",
     "OperationalMetrics",
     "Policy",
     "PolicySpec",

@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -30,7 +30,7 @@ from models.policy.conditions import compile_condition, describe, evaluate
 from models.policy.decisions import decisions_frame, why_without_rep
 from models.policy.roster import Roster, utc_day
 from models.policy.spec import Destination, PolicySpec
-from models.policy.types import Decision, FitScorer, LeadScorer
+from models.policy.types import Decision, FitScorer, LeadScorer, OneLeadFit, OneLeadScorer
 
 _END, _POLICY_FALLBACK = -1, -2
 ANY_TEAM = "(any sales team)"
@@ -67,6 +67,9 @@ class Policy:
         fit: FitScorer | None = None,
     ) -> None:
         self.spec, self.roster, self.version, self.scorer, self.fit = spec, roster, version, scorer, fit
+        # The scorers' optional one-lead paths (same values, no one-row frame): see types.py.
+        self._score_one = cast(OneLeadScorer, scorer) if callable(getattr(scorer, "score_one", None)) else None
+        self._fit_one = cast(OneLeadFit, fit) if callable(getattr(fit, "expected_value_one", None)) else None
         self._dests: list[Destination] = []
         self._next: list[int] = []
         heads = [self._chain(rule.then) for rule in spec.rules]
@@ -83,6 +86,7 @@ class Policy:
         self._rule_head = np.array([*heads, fallback], dtype=np.int64)
         self._explore_head = np.array(explore_heads, dtype=np.int64)
         self._methods: list[AssignmentMethod] = [METHOD_TYPES[d.method]() for d in self._dests]
+        self._draws_rep = any(d.method == "random" for d in self._dests)
         self.rule_names = [r.name for r in spec.rules] + ["fallback"]
         self._conditions = [describe(r.when) for r in spec.rules] + ["no rule matched"]
         self._head_team = np.array([self._dests[h].team or ANY_TEAM for h in self._rule_head], dtype=object)
@@ -223,7 +227,7 @@ class Policy:
             head = int(self._explore_head[rng.integers(0, len(self.explore_teams))])
         if self.epsilon > 0:
             team_p = float(self._team_share(self._head_team[[rule]], self._team_label(np.array([head])))[0])
-        draw = np.array([rng.random()]) if any(x.method == "random" for x in self._dests) else None
+        draw = np.array([rng.random()]) if self._draws_rep else None
         d, rep, rep_p, eligible = self._walk(head, view, lead, created, state, draw)
         dest = self._dests[d]
         team = str(self.roster.team[rep]) if rep >= 0 else str(dest.team)
@@ -284,7 +288,9 @@ class Policy:
 
     def _view(self, lead: Mapping[str, Any]) -> tuple[dict[str, Any], datetime]:
         view = dict(lead)
-        if self.scorer is not None:
+        if self._score_one is not None:
+            view["score"] = float(self._score_one.score_one(lead))
+        elif self.scorer is not None:
             view["score"] = float(self.scorer.score(pl.DataFrame([lead]))[0])
         return view, _instant(view.get("created_at"))
 
@@ -307,7 +313,7 @@ class Policy:
             pool = self.roster.members(dest.team, dest.seniority, dest.reps)
             mask = self.roster.available_one(created, pool, self.spec.availability)[None, :]
             values = {f: [view.get(f)] for f in self._fields(dest)}
-            value = self._values(dest, pl.DataFrame([lead]), pool) if dest.method == "best_fit" else None
+            value = self._values_one(dest, lead, pool) if dest.method == "best_fit" else None
             res = self._methods[d].assign(str(d), self._inputs(dest, pool, mask, values, day, value, draw), state)
             if res.rep[0] >= 0:
                 return d, int(res.rep[0]), float(res.probability[0]), int(res.eligible[0])
@@ -359,6 +365,13 @@ class Policy:
         if self.fit is None:
             raise ValueError(f"policy '{self.spec.name}': best_fit needs a fit scorer, and none was given")
         return np.asarray(self.fit.expected_value(leads, self.roster.rep_id[pool].tolist()), dtype=np.float64)
+
+    def _values_one(self, dest: Destination, lead: Mapping[str, Any], pool: np.ndarray) -> np.ndarray | None:
+        """:meth:`_values` for one lead: ``(1, len(pool))``, through the fit's one-lead path if it has one."""
+        if self._fit_one is None:
+            return self._values(dest, pl.DataFrame([lead]), pool)
+        row = self._fit_one.expected_value_one(lead, self.roster.rep_id[pool].tolist())
+        return np.asarray(row, dtype=np.float64).reshape(1, -1)
 
     def path_note(self, head: int, final: int) -> str:
         """Every destination a lead passed before ``final`` had nobody eligible (a fallback path)."""
