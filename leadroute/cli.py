@@ -177,7 +177,7 @@ def demo(
     as_json: JsonOption = False,
 ) -> None:
     """Build the demo workspace from the built-in simulated company: import its history, register
-    the shipped policies, train and register the scoring models."""
+    the shipped policies, train and register the scoring models, deploy the seed policy."""
     from pipelines.demo import build_demo
 
     ws = settings()
@@ -188,6 +188,7 @@ def demo(
         force=force,
         train_models=not skip_training,
         register_policies=True,
+        deploy_policy="seed",
         check_quality=True,
         progress=progress,
     )
@@ -240,6 +241,9 @@ cli_evaluate.register(app)
 from leadroute import cli_serve  # noqa: E402
 
 cli_serve.register(app)
+from leadroute import cli_experiments  # noqa: E402
+
+cli_experiments.register(app)
 # --- end of command modules ---
 
 

@@ -58,12 +58,14 @@ def build_demo(
     force: bool = False,
     train_models: bool = False,
     register_policies: bool = False,
+    deploy_policy: str | None = None,
     check_quality: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Simulate the company, export its files (with some messy rows) and import them; then,
     if asked (the ``leadroute demo`` command asks for both), train and register the scoring
-    models and register the shipped policies."""
+    models and register the shipped policies; ``deploy_policy`` (a registered name) then takes all
+    endpoint traffic."""
     say = progress or (lambda _message: None)
     warehouse = Warehouse(settings.warehouse_path)
     if warehouse.path.exists():
@@ -123,6 +125,13 @@ def build_demo(
         stored = register_demo_policies(settings, progress=say)
         extra_lines.append("policies: " + ", ".join(f"{p.name}@v{p.version}" for p in stored))
         extra_json["policies"] = [f"{p.name}@{p.version}" for p in stored]
+    if deploy_policy is not None:
+        from pipelines.deployments import deploy, live_deployment
+
+        if live_deployment(settings) is None:  # a rebuilt demo keeps what an analyst deployed
+            deployed = deploy(settings, deploy_policy, actor="leadroute demo", reason="the demo's starting policy")
+            extra_lines.append(f"deployed: {deployed.policy}@v{deployed.version} takes all endpoint traffic")
+            extra_json["deployed"] = deployed.to_json()
     if train_models:
         from pipelines.demo_models import train_demo_models  # imports MLflow (~2 s): only when asked
 

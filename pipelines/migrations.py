@@ -241,6 +241,38 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        6,
+        "rollout and experiments: deployment kinds and pinned model versions, canary ramps, final experiment"
+        " results, endpoint log load offsets",
+        (
+            "ALTER TABLE deployments ADD COLUMN kind VARCHAR",
+            "ALTER TABLE deployments ADD COLUMN rollout_id BIGINT",
+            "ALTER TABLE deployments ADD COLUMN model_version BIGINT",
+            "ALTER TABLE experiments ADD COLUMN result JSON",
+            """CREATE TABLE rollouts (
+                rollout_id BIGINT PRIMARY KEY,
+                policy VARCHAR NOT NULL,
+                version BIGINT NOT NULL,
+                baseline JSON NOT NULL,
+                steps JSON NOT NULL,
+                step BIGINT NOT NULL,
+                status VARCHAR NOT NULL,
+                guardrails JSON NOT NULL,
+                started_at TIMESTAMPTZ NOT NULL,
+                step_started_at TIMESTAMPTZ NOT NULL,
+                ended_at TIMESTAMPTZ,
+                actor VARCHAR,
+                reason VARCHAR,
+                verdict JSON
+            )""",
+            """CREATE TABLE endpoint_log_offsets (
+                file VARCHAR PRIMARY KEY,
+                bytes BIGINT NOT NULL,
+                loaded_at TIMESTAMPTZ NOT NULL
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -12,6 +12,7 @@ touch models should not pay for it.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -82,6 +83,9 @@ def tracking(settings: Settings) -> Iterator[str]:
 
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
     previous = mlflow.get_tracking_uri()
+    # MLflow also writes the URIs into os.environ; restore it, or the next Settings.from_env() in
+    # this process (a long-running app) would read MLflow's default store as an explicit server.
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     try:
@@ -97,6 +101,11 @@ def tracking(settings: Settings) -> Iterator[str]:
         yield experiment_id
     finally:
         mlflow.set_tracking_uri(previous)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def client(settings: Settings) -> MlflowClient:

@@ -25,9 +25,12 @@ from tests.serving_support import Server, api_key, demo_workspace, sample_leads
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     settings = demo_workspace(tmp_path_factory.mktemp("serving") / "ws")
-    running = Server(settings, extra_args=("--no-model",)).start()
+    running = Server(settings, extra_args=("--no-model",), env={"LEADROUTE_HUBSPOT_SECRET": HUBSPOT_SECRET}).start()
     yield running
     running.stop()
+
+
+HUBSPOT_SECRET = "hubspot-secret-never-echoed-5f1c"
 
 
 def _client(server: Server, key: str | None = None) -> httpx.Client:
@@ -139,13 +142,31 @@ def test_keys_are_required_owner_only_and_never_leak(server: Server) -> None:
                 assert response.status_code == 401, (path, headers)
                 seen.append(response.text)
         assert anonymous.get("/healthz").status_code == 200
+        # The admin key, the webhook secret and keys sent to the webhooks are never echoed either.
+        admin = (server.settings.home / "admin_keys").read_text().strip()
+        assert stat.S_IMODE((server.settings.home / "admin_keys").stat().st_mode) == 0o600
+        for token in (key, wrong, admin):
+            seen.append(anonymous.post("/v1/admin/reload", headers={"Authorization": f"Bearer {token}"}).text)
+            seen.append(anonymous.get("/v1/admin/state", headers={"Authorization": f"Bearer {token}"}).text)
+        hubspot_headers = {"X-HubSpot-Signature-v3": HUBSPOT_SECRET, "X-HubSpot-Request-Timestamp": "1"}
+        seen.append(anonymous.post("/v1/webhooks/hubspot", json=[{"eventId": 1}], headers=hubspot_headers).text)
+        soap = {"Content-Type": "text/xml"}
+        seen.append(
+            anonymous.post("/v1/webhooks/salesforce", params={"key": wrong}, content=b"<x/>", headers=soap).text
+        )
+        seen.append(anonymous.post("/v1/webhooks/salesforce", params={"key": key}, content=b"<x/>", headers=soap).text)
     with _client(server) as client:
         seen.append(client.get("/metrics").text)
         seen.append(client.post("/v1/route", json=lead).text)
+    with _client(server, admin) as client:
+        seen.append(client.get("/v1/admin/state").text)
+        seen.append(client.post("/v1/admin/reload").text)
+        seen.append(client.get("/metrics").text)
     seen.append(server.output())
-    seen += [p.read_text() for p in server.settings.decision_log_dir.glob("*.jsonl")]
+    seen += [p.read_text() for p in server.settings.home.glob("*/*.jsonl")]  # decisions, outcomes, webhooks
     for text in seen:
-        assert key not in text and wrong not in text
+        for secret in (key, wrong, admin, HUBSPOT_SECRET):
+            assert secret not in text
     assert str(key_file) in server.output()
 
 

@@ -2,11 +2,12 @@
 
 A decision whose rule says ``notify`` is already durable in the decision log before the lead is
 answered, so the log is the outbox: what is pending is every such decision without a ``sent``
-record in ``<home>/notifications``. A sender thread posts each one (generic JSON or a Slack
-incoming-webhook message with blocks) through httpx with a timeout, retries failures with
-exponential backoff, and counts sends and failures in ``/metrics``. Routing only enqueues, so a
-slow or failing receiver never delays a decision; delivery is at least once (a pending
-notification older than ``max_age_s`` is not sent after a restart).
+record in ``<home>/notifications``. A sender thread posts each one (generic JSON, a Slack
+incoming-webhook message with blocks, or a Microsoft Teams message with an Adaptive Card) through
+httpx with a timeout, retries failures with exponential backoff, and counts sends and failures
+in ``/metrics``. Routing only enqueues, so a slow or failing receiver never delays a decision;
+delivery is at least once (a pending notification older than ``max_age_s`` is not sent after a
+restart).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from leadroute.serving.log import JsonLog, read_records
 from leadroute.serving.metrics import Metrics
 from leadroute.serving.router import DECISIONS
 
-NotifyFormat = Literal["json", "slack"]
+NotifyFormat = Literal["json", "slack", "teams"]
+NOTIFY_FORMATS: tuple[NotifyFormat, ...] = ("json", "slack", "teams")
 SENT = "sent"
 
 
@@ -34,7 +36,10 @@ def message(record: dict[str, Any], fmt: NotifyFormat) -> dict[str, Any]:
     """The notification body for one decision (all lead info included)."""
     owner = record.get("rep_id") or f"the {record.get('team')} team"
     lead = record.get("lead") or {}
-    text = f"New lead {record.get('lead_id')} for {owner} (score {record.get('score')}, rule {record.get('rule')})"
+    # SLA reminders and stuck-lead alerts carry their own text; a decision gets the new-lead line.
+    text = str(record.get("text") or "") or (
+        f"New lead {record.get('lead_id')} for {owner} (score {record.get('score')}, rule {record.get('rule')})"
+    )
     if fmt == "slack":
         details = "\n".join(f"*{k}*: {v}" for k, v in lead.items() if v is not None)
         return {
@@ -45,7 +50,34 @@ def message(record: dict[str, Any], fmt: NotifyFormat) -> dict[str, Any]:
             ],
         }
     keys = ("decision_id", "lead_id", "team", "rep_id", "action", "score", "policy", "policy_version")
+    if fmt == "teams":
+        return _teams_card(text, {k: record.get(k) for k in keys}, lead)
     return {"text": text, "decision": {k: record.get(k) for k in keys}, "lead": lead}
+
+
+def _teams_card(title: str, decision: dict[str, Any], lead: dict[str, Any]) -> dict[str, Any]:
+    """A Teams incoming-webhook message: one Adaptive Card 1.4 with the decision and lead facts."""
+
+    def facts(values: dict[str, Any]) -> list[dict[str, str]]:
+        return [{"title": str(k), "value": str(v)} for k, v in values.items() if v is not None]
+
+    card = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [
+            {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": True},
+            {"type": "FactSet", "facts": facts(decision)},
+            {"type": "TextBlock", "text": "Lead", "weight": "Bolder", "wrap": True, "spacing": "Medium"},
+            {"type": "FactSet", "facts": facts(lead) or [{"title": "details", "value": "(none)"}]},
+        ],
+    }
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+        ],
+    }
 
 
 class Outbox:
@@ -129,4 +161,6 @@ class Outbox:
             response = self._client.post(self.url, json=message(record, self.fmt))
         except httpx.HTTPError:
             return False
+        if self.fmt == "teams" and "HTTP error 429" in response.text[:500]:
+            return False  # Teams reports throttling in a 200 body, not as a 429 status: retry
         return response.is_success

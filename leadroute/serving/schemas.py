@@ -113,3 +113,89 @@ class FieldProblem(BaseModel):
 class ErrorOut(BaseModel):
     error: str
     fields: list[FieldProblem] = []
+
+
+class WebhookOut(BaseModel):
+    """What a CRM delivery did (items seen before are acknowledged and not processed again)."""
+
+    received: int = Field(description="events or notifications in the delivery")
+    routed: int = Field(description="leads routed now")
+    outcomes: int = Field(description="outcome events stored now")
+    duplicates: int = Field(description="items handled before (retries), and outcomes already stored")
+    ignored: int = Field(description="items with nothing to do (see notes)")
+    decisions: list[str] = Field(description="decision ids of the leads routed now")
+    notes: list[str] = Field(description="why items were ignored, by position")
+
+
+#: The HubSpot webhook body as the docs and real deliveries show it (for /docs and the fuzz run).
+HUBSPOT_BODY_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 100,
+    "items": {
+        "type": "object",
+        "required": ["eventId", "objectId", "occurredAt", "subscriptionType"],
+        "properties": {
+            "eventId": {"type": "integer"},
+            "subscriptionId": {"type": "integer"},
+            "portalId": {"type": "integer"},
+            "appId": {"type": "integer"},
+            "occurredAt": {"type": "integer", "description": "milliseconds since the epoch"},
+            "subscriptionType": {"type": "string", "description": "eventType in older payloads"},
+            "attemptNumber": {"type": "integer"},
+            "objectId": {"type": "integer"},
+            "propertyName": {"type": "string"},
+            "propertyValue": {"type": "string"},
+            "changeSource": {"type": "string"},
+            "associationType": {"type": "string"},
+            "fromObjectId": {"type": "integer"},
+            "toObjectId": {"type": "integer"},
+            "associationRemoved": {"type": "boolean"},
+        },
+        "additionalProperties": True,
+    },
+}
+
+
+class ReloadOut(BaseModel):
+    previous_deployment_id: int | None
+    deployment: DeploymentOut
+
+
+class PassesOut(BaseModel):
+    destination: str
+    virtual_time: float
+    passes: dict[str, float] = Field(description="rep → stride pass (leads taken / weight); lowest goes next")
+
+
+class CapacityOut(BaseModel):
+    rep_id: str
+    used: int
+    capacity: int | None = Field(description="leads per UTC day; null when unlimited")
+
+
+class PolicyStateOut(BaseModel):
+    policy: str = Field(description="name@version")
+    round_robin: list[PassesOut]
+    capacity_today: list[CapacityOut]
+
+
+class LogPositionOut(BaseModel):
+    files: int
+    current_file: str | None
+    bytes: int = Field(description="size of the current file")
+
+
+class OutboxOut(BaseModel):
+    configured: bool
+    format: str | None
+    pending: int
+
+
+class AdminStateOut(BaseModel):
+    deployment_id: int | None
+    today: str = Field(description="the UTC day capacity is counted for")
+    policies: list[PolicyStateOut]
+    decision_log: LogPositionOut
+    outbox: OutboxOut
+    webhook_deliveries_handled: int
