@@ -184,3 +184,47 @@ def test_strategy_comparison_prints_the_library_numbers(trained_workspace: Setti
             )
     assert lines[-1] == {"segment_rows": str(segments_table(result).height), "segments": "4"}
     assert list_runs(settings).height == 0  # store_run=False leaves the warehouse as it was
+
+
+@pytest.fixture(scope="module")
+def experiment_workspace(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A demo workspace with one finished online experiment (traffic routed by the endpoint's own
+    service, outcomes drawn from the simulation's truth)."""
+    from datetime import UTC, datetime, timedelta
+
+    from leadroute.serving.traffic import simulate_traffic
+    from pipelines.experiments import start, stop
+
+    settings = Settings(home=tmp_path_factory.mktemp("nb-exp") / "ws")
+    build_demo(settings, n_leads=1_500, seed=4, register_policies=True)
+    start(settings, "rr-vs-seed", ["round_robin", "seed"], predict=True, salt="nb", expected_leads=1_500)
+    simulate_traffic(settings, prefix="x-", seed=9)
+    stop(settings, "rr-vs-seed", as_of=datetime.now(UTC) + timedelta(days=40))
+    return settings
+
+
+def test_experiment_readout_prints_the_library_numbers(experiment_workspace: Settings) -> None:
+    from pipelines.experiments import read_out
+
+    output = run_notebook(
+        REPO / "notebooks" / "experiment_readout.ipynb",
+        {"workspace": str(experiment_workspace.home), "experiment": None, "as_of": None},
+    )
+    lines = headlines(output)
+    view = read_out(experiment_workspace, "rr-vs-seed")
+    assert lines[0] == {
+        "experiment": "rr-vs-seed",
+        "status": "stopped",
+        "winner": str(view["verdict"]["winner"]),
+        "srm_mismatch": str(view["srm"]["mismatch"]),
+    }
+    primary = next(c for c in view["comparisons"] if c["metric"] == "conversion")
+    shown = next(line for line in lines if line.get("metric") == "conversion")
+    assert [float(shown[k]) for k in ("lift", "low", "high", "p")] == pytest.approx(
+        [primary["headline"][k] for k in ("lift", "ci_low", "ci_high", "p_value")], abs=1e-6
+    )
+    assert float(shown["holm"]) == pytest.approx(primary["adjusted_p_value"], abs=1e-6)
+    path = next(line for line in lines if "path_days" in line)
+    assert int(path["path_days"]) == len(view["path"]) and int(path["last_n"]) == view["path"][-1]["n"]
+    predicted = next(line for line in lines if "offline" in line)
+    assert float(predicted["offline"]) == pytest.approx(primary["predicted"]["value"], abs=1e-6)
