@@ -37,10 +37,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-## Run every benchmark (installs the benchmark-only baselines first).
+## Run every benchmark (installs the benchmark-only baselines first) and write the figures into the
+## README's table; `make bench BENCH_ARGS=--quick` runs small sizes in a few minutes and prints the table.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean-workspace:
 	rm -rf "$(LEADROUTE_HOME)"

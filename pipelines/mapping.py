@@ -169,6 +169,13 @@ def apply_mapping(mapping: Mapping, records: pl.DataFrame) -> pl.DataFrame:
         )
     if mapping.templates:
         frame = frame.with_columns(_template(t, frame.columns).alias(n) for n, t in mapping.templates.items())
+    renamed = [mapping.rename.get(c, c) for c in frame.columns]
+    clashes = sorted({n for n in renamed if renamed.count(n) > 1})
+    if clashes:
+        raise MappingError(
+            f"mapping rename: more than one column would be named {', '.join(clashes)}"
+            " (drop or rename the existing column first)"
+        )
     frame = frame.rename(mapping.rename)
     _require_columns(frame, list(mapping.values) + list(mapping.scale), "values/scale")
     for column, replacements in mapping.values.items():

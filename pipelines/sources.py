@@ -186,6 +186,12 @@ def _read_jsonl(path: Path, *, encoding: str | None) -> RawSource:
         except json.JSONDecodeError as exc:
             rejects.append((number, f"unreadable JSON line: {exc.msg} at column {exc.colno}", line))
             continue
+        except RecursionError:
+            rejects.append((number, "unreadable JSON line: nested too deeply", line[:1000]))
+            continue
+        if not _encodable(value):
+            rejects.append((number, "unreadable JSON line: a string is not valid Unicode (a lone surrogate)", ""))
+            continue
         if not isinstance(value, dict):
             rejects.append((number, f"unreadable JSON line: expected an object, got {type(value).__name__}", line))
             continue
@@ -202,6 +208,8 @@ def _read_jsonl(path: Path, *, encoding: str | None) -> RawSource:
         numbers.append(number)
     if not records and not rejects:
         raise SourceError(f"{path.name}: no JSON records in the file")
+    if records and not columns:
+        raise SourceError(f"{path.name}: no fields in any JSON record")
     names = list(columns)
     _refuse_reserved(path, names)
     data: dict[str, list[object]] = {name: [] for name in names}
@@ -218,6 +226,15 @@ def _read_jsonl(path: Path, *, encoding: str | None) -> RawSource:
         schema=REJECT_COLUMNS,
     )
     return RawSource(records=frame, rejects=reject_frame, columns=names, format="jsonl")
+
+
+def _encodable(value: object) -> bool:
+    """False when a key or string holds a lone surrogate (valid JSON escapes, not valid UTF-8)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        return False
+    return True
 
 
 def _json_text(value: object) -> str | None:
