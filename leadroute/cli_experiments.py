@@ -67,6 +67,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         horizon_days: Annotated[int, typer.Option(help="Conversion counted within N days of the decision.")] = 30,
         alpha: Annotated[float, typer.Option(help="Error rate of the intervals and the verdict.")] = 0.05,
+        unit: Annotated[
+            str, typer.Option(help="lead (split leads) or rep (also give each sales rep to one arm only).")
+        ] = "lead",
         expected_leads: Annotated[
             int | None,
             typer.Option(help="Matured leads expected at the planned end: tunes the always-valid boundary."),
@@ -81,8 +84,8 @@ def register(app: typer.Typer) -> None:
 
         started = start_experiment(
             settings(), name, policy, shares=share, horizon_days=horizon_days, alpha=alpha,
-            expected_leads=expected_leads, guardrails=parse_guardrails(guardrail), predict=predict, reason=reason,
-            progress=progress,
+            expected_leads=expected_leads, unit=unit, guardrails=parse_guardrails(guardrail), predict=predict,
+            reason=reason, progress=progress,
         )  # fmt: skip
         arms = ", ".join(f"{a['arm']}={a['policy']}@{a['version']} {a['share']:.0%}" for a in started["arms"])
         typer.echo(f"experiment {name} started (deployment {started['deployment_id']}): {arms}")

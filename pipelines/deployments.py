@@ -73,6 +73,24 @@ def arms_of(raw: Any) -> list[dict[str, Any]]:
     return list(raw.get("arms") or []) if isinstance(raw, dict) else list(raw)
 
 
+def arm_reps(settings: Settings) -> dict[str, frozenset[str]]:
+    """``"deployment_id:arm"`` → the reps of every arm that routes to its own reps only (an
+    experiment randomised by rep), for rebuilding the endpoint's state from its log."""
+    if not settings.warehouse_path.exists():
+        return {}
+    with Warehouse(settings.warehouse_path).connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT deployment_id, CAST(arms AS VARCHAR) FROM deployments WHERE CAST(arms AS VARCHAR) LIKE ?",
+            ['%"reps"%'],
+        ).fetchall()
+    return {
+        f"{deployment_id}:{arm.get('arm')}": frozenset(map(str, arm["reps"]))
+        for deployment_id, raw in rows
+        for arm in arms_of(json.loads(raw))
+        if arm.get("reps")
+    }
+
+
 def champion_version(settings: Settings) -> int | None:
     """The ``lead-score`` champion's version, None without a model registry in the workspace."""
     if settings.tracking_uri.startswith("sqlite:") and not (settings.mlflow_dir / "mlflow.db").exists():

@@ -17,6 +17,7 @@ source, the guardrails of :mod:`models.rollout`, and the confidence sequence day
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -142,6 +143,7 @@ def start(
     guardrails: Mapping[str, float] | None = None,
     predict: bool = True,
     expected_leads: int | None = None,
+    unit: str = "lead",
     salt: str | None = None,
     actor: str | None = None,
     reason: str | None = None,
@@ -149,7 +151,9 @@ def start(
 ) -> dict[str, Any]:
     """Start an experiment between registered policy versions (the first is the control, arm A).
 
-    ``expected_leads`` (matured leads over all arms at the planned end, e.g. from the power
+    ``unit="rep"`` also splits the sales reps between the arms (each rep serves one arm only, so
+    arms do not share capacity; the report then clusters its intervals by rep). ``expected_leads``
+    (matured leads over all arms at the planned end, e.g. from the power
     planner) tunes the always-valid boundary to be tightest there; default 5,000. ``salt``
     (default: random) keys the sticky hash that assigns leads to arms; a fixed salt
     makes the split reproducible.
@@ -169,6 +173,8 @@ def start(
     shares = [s / total for s in shares]
     if not 0 < alpha < 0.5:
         raise ValueError("--alpha: between 0 and 0.5")
+    if unit not in ("lead", "rep"):
+        raise ValueError("--unit: lead or rep")
     if expected_leads is not None and expected_leads < 10:
         raise ValueError("--expected-leads: at least 10")
     if not 1 <= horizon_days <= 365:
@@ -188,13 +194,19 @@ def start(
         for label, (n, v), s in zip(labels, versions, shares, strict=True)
     ]
     salt = salt or f"{name}-{secrets.token_hex(8)}"
+    if unit == "rep":
+        for arm, reps in zip(arms, split_reps(settings, salt, shares), strict=True):
+            arm["reps"] = reps
     config = {
         "arms": arms,
         "metric": {"name": "conversion", "horizon_days": horizon_days},
         "alpha": alpha,
         "expected_leads": expected_leads,
         "guardrails": tolerances,
-        "randomisation": "lead (salted hash of lead_id)",
+        "unit": unit,
+        "randomisation": "lead (salted hash of lead_id)"
+        if unit == "lead"
+        else "rep (each sales rep serves one arm; leads split by a salted hash of lead_id)",
         "salt": salt,
         "prediction": prediction,
         "reason": reason,
@@ -226,6 +238,27 @@ def start(
         )
         con.commit()
     return {"experiment": name, "deployment_id": deployment_id, "arms": arms, "prediction": prediction}
+
+
+def split_reps(settings: Settings, salt: str, shares: Sequence[float]) -> list[list[str]]:
+    """The active sales reps split between the arms by a salted hash, in proportion to the shares."""
+    from pipelines.policies import load_roster
+
+    roster = load_roster(settings)
+    sales = [
+        str(r) for r, t, a in zip(roster.rep_id, roster.team, roster.active, strict=True)
+        if a and roster.teams.get(str(t), "sales") == "sales"
+    ]  # fmt: skip
+    edges = np.cumsum(shares) / float(sum(shares))
+    split: list[list[str]] = [[] for _ in shares]
+    for rep in sorted(sales):
+        digest = hashlib.sha256(f"{salt}:rep:{rep}".encode()).digest()
+        u = int.from_bytes(digest[:8], "big") / 2**64
+        split[min(int(np.searchsorted(edges, u, side="right")), len(shares) - 1)].append(rep)
+    empty = [string.ascii_uppercase[i] for i, reps in enumerate(split) if not reps]
+    if empty:
+        raise ValueError(f"--unit rep: {len(sales)} active sales reps leave arm {empty[0]} without a rep")
+    return split
 
 
 def _record(settings: Settings, name: str) -> dict[str, Any]:
@@ -318,6 +351,8 @@ def report(
     say = progress or (lambda _m: None)
     record = _record(settings, name)
     config = record["config"]
+    by_rep = config.get("unit") == "rep"
+    cluster_by = cluster_by or ("rep_id" if by_rep else None)  # the randomisation unit is the cluster
     as_of = as_of or datetime.now(UTC)
     if load:
         say("loading the endpoint's decision and outcome logs …")
@@ -330,6 +365,9 @@ def report(
     matured = frame.filter(pl.col("decided_at") + horizon <= as_of)
     labels = [a["arm"] for a in config["arms"]]
     control = labels[0]
+    # The always-valid boundary counts the units the variance counts: leads, or clusters (reps,
+    # whose number is known from the start when they were randomised).
+    n_star = config.get("expected_leads") if cluster_by is None else max(2, int(frame[cluster_by].n_unique()))
     arms = []
     for a in config["arms"]:
         m = matured.filter(pl.col("arm") == a["arm"])
@@ -368,7 +406,7 @@ def report(
                 metric=metric,
                 sequential=True,
                 adjust=c_data.covariate is not None and t_data.covariate is not None,
-                n_star=config.get("expected_leads"),
+                n_star=n_star,
             )
             body = result.to_json()
             head = headline(result)
@@ -383,11 +421,12 @@ def report(
             c["adjusted_p_value"] = float(adjusted[key].adjusted)
     guardrails = _guardrails(guard_frame, labels, config["guardrails"], alpha)
     treatment = labels[1] if len(labels) > 1 else control
-    path = _path(matured, control, treatment, horizon, alpha, config.get("expected_leads"))
+    path = _path(matured, control, treatment, horizon, alpha, n_star, cluster_by)
     verdict = _verdict("stopped" if final else record["status"], comparisons, guardrails, srm, labels, alpha)
     per_rep = frame.filter(pl.col("rep_id").is_not_null()).group_by("rep_id").agg(pl.col("arm").n_unique())
     shared = bool((per_rep["arm"] > 1).any()) if per_rep.height else False
-    risk = interference_risk("lead", reps_serve_both_arms=shared)
+    n_reps = int(per_rep.height)
+    risk = interference_risk("rep" if by_rep else "lead", reps_serve_both_arms=shared, n_clusters=n_reps)
     notes = [risk.message, *risk.notes]
     if cluster_by is not None:
         notes.append(f"Intervals are clustered by {cluster_by}: robust to outcomes that move together within one.")
@@ -460,7 +499,13 @@ def _guardrails(
 
 
 def _path(
-    matured: pl.DataFrame, control: str, treatment: str, horizon: timedelta, alpha: float, n_star: float | None
+    matured: pl.DataFrame,
+    control: str,
+    treatment: str,
+    horizon: timedelta,
+    alpha: float,
+    n_star: float | None,
+    cluster_by: str | None,
 ) -> list[dict[str, Any]]:
     """The primary lift and its confidence sequence at the end of each day of decisions."""
     if matured.height == 0 or control == treatment:
@@ -469,7 +514,8 @@ def _path(
     out = []
     for day in days:
         upto = matured.filter(pl.col("decided_at").dt.date() <= day)
-        c, t = _arm_data(upto, control, "proportion", horizon), _arm_data(upto, treatment, "proportion", horizon)
+        c = _arm_data(upto, control, "proportion", horizon, cluster_by)
+        t = _arm_data(upto, treatment, "proportion", horizon, cluster_by)
         if min(c.y.size, t.y.size) < 2:
             continue
         adjust = c.covariate is not None and t.covariate is not None

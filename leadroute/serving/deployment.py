@@ -34,12 +34,14 @@ class Arm:
     policy: Policy
     share: float
     label: str | None = None
+    scope: str | None = None  # ``deployment_id:arm`` when the arm routes to its own reps only
 
     @property
     def key(self) -> str:
-        """``name@version`` (``name@shipped`` for an unregistered shipped file): names its state."""
+        """``name@version`` (``name@shipped`` for an unregistered shipped file), plus the scope of
+        an arm with its own reps: names its rotation state."""
         version = self.policy.version if self.policy.version is not None else "shipped"
-        return f"{self.policy.spec.name}@{version}"
+        return f"{self.policy.spec.name}@{version}" + (f"#{self.scope}" if self.scope else "")
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,10 @@ def build_deployment(
         share = float(item.get("share", 1.0))
         if share <= 0:
             continue
-        policy = Policy(source.spec, roster, version=source.version, scorer=scorer)
-        arms.append(Arm(policy, share, item.get("arm")))
+        reps = item.get("reps")
+        own = roster.only_sales_reps(frozenset(map(str, reps))) if reps else roster
+        policy = Policy(source.spec, own, version=source.version, scorer=scorer)
+        arms.append(Arm(policy, share, item.get("arm"), f"{deployment_id}:{item.get('arm')}" if reps else None))
     if not arms:
         raise ValueError(f"deployment {deployment_id}: no arm with a positive share")
     experiment = spec.get("experiment")

@@ -23,6 +23,7 @@ from leadroute.serving.deployment import Deployment
 from leadroute.serving.log import JsonLog, read_records
 from leadroute.serving.records import jsonable
 from models.policy import Policy, PolicySpecError, Roster, RoutingState
+from pipelines.deployments import arm_reps
 from pipelines.policies import PolicyNotFoundError, resolve
 from pipelines.settings import Settings
 
@@ -129,11 +130,15 @@ class RoutingService:
         replayed = matched = skipped = 0
         states: dict[str, RoutingState] = {}
         loads: dict[int, np.ndarray] = {}
+        own_reps = arm_reps(self.settings)
         for record in read_records(self.settings.decision_log_dir, DECISIONS):
             version = record.get("policy_version")
             key = f"{record.get('policy')}@{version if version is not None else 'shipped'}"
+            scope = f"{record.get('deployment_id')}:{record.get('arm')}"
+            reps = own_reps.get(scope)
+            key += f"#{scope}" if reps else ""
             if key not in policies:
-                policies[key] = self._replay_policy(str(record.get("policy")), version)
+                policies[key] = self._replay_policy(str(record.get("policy")), version, reps)
             policy = policies[key]
             if policy is None or not isinstance(record.get("lead"), dict):
                 skipped += 1
@@ -151,11 +156,12 @@ class RoutingService:
             self.states, self.loads = states, loads
         return Rebuilt(replayed, matched, skipped)
 
-    def _replay_policy(self, name: str, version: Any) -> Policy | None:
+    def _replay_policy(self, name: str, version: Any, reps: frozenset[str] | None = None) -> Policy | None:
         # Without a scorer: the logged lead carries the score the decision used.
         ref = name if version is None else f"{name}@{int(version)}"
         try:
             source = resolve(self.settings, ref)
         except (PolicyNotFoundError, PolicySpecError):
             return None
-        return Policy(source.spec, self.roster, version=source.version)
+        roster = self.roster.only_sales_reps(reps) if reps else self.roster
+        return Policy(source.spec, roster, version=source.version)

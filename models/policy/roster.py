@@ -13,7 +13,7 @@ working hours on a weekday (Monday–Friday). Capacity days are UTC calendar day
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -109,6 +109,13 @@ class Roster:
 
     def kind(self, team: str) -> str | None:
         return self.teams.get(team)
+
+    def only_sales_reps(self, rep_ids: frozenset[str]) -> Roster:
+        """The same roster where only ``rep_ids`` of the sales teams take leads (an experiment arm
+        randomised by rep); nurture and queue teams, and the row layout, are unchanged."""
+        sales = np.array([self.teams.get(t, "sales") == "sales" for t in self.team], dtype=bool)
+        keep = ~sales | np.isin(self.rep_id, sorted(rep_ids))
+        return replace(self, active=self.active & keep)
 
     def members(self, team: str | None, seniority: tuple[str, ...] = (), reps: tuple[str, ...] = ()) -> np.ndarray:
         """Rows of the active reps of ``team`` (``None``: every sales team), optionally only
