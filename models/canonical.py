@@ -541,6 +541,18 @@ class KnownKeys:
 _NO_KNOWN = KnownKeys()
 
 
+def raw_text(value: Any) -> str | None:
+    """A JSON value as the raw text validation reads (a CSV cell would hold): booleans as
+    ``true``/``false``, objects and arrays as compact JSON, None as missing."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return str(value)
+
+
 def validate_record(
     entity: EntityName,
     raw: Mapping[str, Any],

@@ -14,7 +14,6 @@ after the rows are in: a crash in between re-reads lines that the keys then dedu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,8 +22,9 @@ from typing import Any
 
 import polars as pl
 
+from models.canonical import raw_text
 from pipelines.ingest import EntityCounts, ingest_frame
-from pipelines.logfiles import log_files
+from pipelines.logfiles import log_files, read_new_lines
 from pipelines.settings import Settings
 from pipelines.warehouse import Warehouse
 
@@ -61,45 +61,19 @@ def outcome_log_dir(settings: Settings) -> Path:
     return settings.home / OUTCOMES
 
 
-def _new_lines(path: Path, start: int) -> tuple[list[dict[str, Any]], int]:
-    """Complete JSON records after byte ``start``; the offset after the last whole line."""
-    with path.open("rb") as handle:
-        handle.seek(start)
-        data = handle.read()
-    end = data.rfind(b"\n") + 1  # a torn tail (never acknowledged) waits for its newline
-    records = []
-    for line in data[:end].splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records, start + end
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
 def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     columns: dict[str, None] = {}
     for row in rows:
         columns.update(dict.fromkeys(row))
-    return pl.DataFrame({c: [_text(r.get(c)) for r in rows] for c in columns}, schema=dict.fromkeys(columns, pl.String))
+    data = {c: [raw_text(r.get(c)) for r in rows] for c in columns}
+    return pl.DataFrame(data, schema=dict.fromkeys(columns, pl.String))
 
 
 def _read(settings: Settings, offsets: dict[str, int]) -> Iterator[tuple[str, str, list[dict[str, Any]], int]]:
     for prefix, directory in ((DECISIONS, settings.decision_log_dir), (OUTCOMES, outcome_log_dir(settings))):
         for path in log_files(directory, prefix):
             key = f"{prefix}/{path.name}"
-            records, end = _new_lines(path, offsets.get(key, 0))
+            records, end = read_new_lines(path, offsets.get(key, 0))
             if end != offsets.get(key, 0):
                 yield prefix, key, records, end
 

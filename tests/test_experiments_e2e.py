@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from leadroute.serving.traffic import payloads
+from leadroute.serving.traffic import conversion_events, payloads
 from models.simulation import simulate_company
 from pipelines.demo import simulation_config
 from pipelines.deployments import history, live_deployment
@@ -57,17 +57,7 @@ def _run_once(server: Server, leads: pl.DataFrame, prefix: str, seed: int) -> pl
         probability = truth.conversion_probability(leads, decisions.select("lead_id", "team", "rep_id"))
         rng = np.random.default_rng(seed)
         converted = rng.random(probability.size) < probability
-        when = (datetime.now(UTC) + timedelta(days=3)).isoformat()
-        events = [
-            {
-                "event_id": f"{prefix}conv-{lead}",
-                "lead_id": f"{prefix}{lead}",
-                "event": "converted",
-                "occurred_at": when,
-            }
-            for lead, hit in zip(decisions["lead_id"], converted, strict=True)
-            if hit
-        ]
+        events = conversion_events(prefix, decisions["lead_id"].to_list(), converted, delay_days=3)
         for start_at in range(0, len(events), 500):
             response = client.post("/v1/outcomes", json={"events": events[start_at : start_at + 500]})
             assert response.status_code == 200, response.text

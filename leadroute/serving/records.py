@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from models.canonical import ROW_NUMBER, EntityName, check_columns, validate, validate_record
+from models.canonical import ROW_NUMBER, EntityName, check_columns, raw_text, validate, validate_record
 
 FRAME_MIN_RECORDS = 500
 """From this many records on, validating one frame is about as fast as the per-record loop."""
@@ -29,16 +29,6 @@ class Rejected:
 
     index: int
     reason: str
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return str(value)
 
 
 def _reserved(name: str) -> bool:
@@ -65,7 +55,7 @@ def validate_indexed(
     if len(records) < FRAME_MIN_RECORDS:
         return _validate_each(entity, records, columns)
     frame = pl.DataFrame(
-        {c: [_text(r.get(c)) for r in records] for c in columns} | {ROW_NUMBER: list(range(len(records)))},
+        {c: [raw_text(r.get(c)) for r in records] for c in columns} | {ROW_NUMBER: list(range(len(records)))},
         schema={c: pl.String for c in columns} | {ROW_NUMBER: pl.Int64},
     )
     checked = validate(entity, frame)
@@ -89,7 +79,7 @@ def _validate_each(
     check_columns(entity, columns)  # a request without a required field is refused whole, as a file is
     rows, rejects = [], []
     for index, record in enumerate(records):
-        row, reason = validate_record(entity, {c: _text(record.get(c)) for c in columns}, unpack_extra=True)
+        row, reason = validate_record(entity, {c: raw_text(record.get(c)) for c in columns}, unpack_extra=True)
         if row is None:
             rejects.append(Rejected(index, str(reason)))
         else:

@@ -42,7 +42,7 @@ from models.policy.diff import describe_sla
 from models.sla.clock import BusinessCalendar, calendars
 from models.sla.machine import ESCALATE, REASSIGN, Due, Hop, destination_of, next_due, next_owner
 from models.sla.stuck import KINDS, OpenLead, StuckReport, detect_stuck
-from pipelines.logfiles import log_files
+from pipelines.logfiles import log_files, read_new_lines
 from pipelines.policies import PolicyNotFoundError, resolve
 
 ACTIONS = "sla_actions"
@@ -77,19 +77,8 @@ class _Tail:
     def read(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for path in log_files(self.directory, self.prefix):
-            start = self.offsets.get(path, 0)
-            with path.open("rb") as handle:
-                handle.seek(start)
-                data = handle.read()
-            end = data.rfind(b"\n") + 1
-            self.offsets[path] = start + end
-            for line in data[:end].splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(record, dict):
-                    out.append(record)
+            records, self.offsets[path] = read_new_lines(path, self.offsets.get(path, 0))
+            out.extend(records)
         return out
 
 

@@ -50,6 +50,19 @@ def payloads(leads: pl.DataFrame, prefix: str) -> list[dict[str, Any]]:
     return out
 
 
+def conversion_events(
+    prefix: str, lead_ids: list[str], converted: np.ndarray, delay_days: float
+) -> list[dict[str, Any]]:
+    """``converted`` outcome events (ids ``prefix + lead_id``) for the leads drawn as converted,
+    ``delay_days`` from now."""
+    when = (datetime.now(UTC) + timedelta(days=delay_days)).isoformat()
+    return [
+        {"event_id": f"{prefix}conv-{lead}", "lead_id": f"{prefix}{lead}", "event": "converted", "occurred_at": when}
+        for lead, hit in zip(lead_ids, converted, strict=True)
+        if hit
+    ]
+
+
 def simulate_traffic(
     settings: Settings, *, prefix: str, seed: int, n_leads: int | None = None, outcome_delay_days: float = 3.0
 ) -> Traffic:
@@ -84,17 +97,7 @@ def simulate_traffic(
             company.truth.conversion_probability(leads, decisions.select("lead_id", "team", "rep_id"))
         )
         converted = np.random.default_rng(seed).random(probability.size) < probability
-        when = (datetime.now(UTC) + timedelta(days=outcome_delay_days)).isoformat()
-        events = [
-            {
-                "event_id": f"{prefix}conv-{lead}",
-                "lead_id": f"{prefix}{lead}",
-                "event": "converted",
-                "occurred_at": when,
-            }
-            for lead, hit in zip(decisions["lead_id"], converted, strict=True)
-            if hit
-        ]
+        events = conversion_events(prefix, decisions["lead_id"].to_list(), converted, outcome_delay_days)
         result = outcomes.add(events)
         if result.rejected:
             raise ValueError(f"simulated outcomes failed validation: {result.rejected[0].reason}")
