@@ -21,7 +21,6 @@ score slider only pays for the replay and a few model predictions:
 from __future__ import annotations
 
 import copy
-import json
 import threading
 import time
 from collections import OrderedDict
@@ -42,6 +41,7 @@ from models.policy import FitScorer, OperationalMetrics, Policy, Roster, operati
 from models.simulation import simulate_company
 from pipelines.config import load_config
 from pipelines.demo import simulation_config
+from pipelines.deployments import arms_of, live_deployment
 from pipelines.evaluate import MAX_TRAIN_ROWS, load_logged_history
 from pipelines.policies import PolicySource, load_roster, resolve
 from pipelines.replay import TruthFit, TruthScorer
@@ -154,21 +154,12 @@ def with_destination(raw: dict[str, Any], rule: int, **changes: Any) -> dict[str
 
 
 def live_policy_ref(settings: Settings) -> str | None:
-    """``name@version`` of the live policy (the arm with the largest share of the latest ``live``
-    row of ``deployments``), None if nothing is live. Read directly (one short read-only query)
-    so the preview does not depend on the rollout machinery."""
-    if not settings.warehouse_path.exists():
+    """``name@version`` of the live policy (the arm with the largest share of what is live; during
+    a canary, the baseline), None if nothing is live."""
+    row = live_deployment(settings)
+    if row is None:
         return None
-    with Warehouse(settings.warehouse_path).connect(read_only=True) as con:
-        rows = con.execute(
-            "SELECT CAST(arms AS VARCHAR) FROM deployments WHERE status = ? ORDER BY deployment_id DESC LIMIT 1",
-            ["live"],
-        ).fetchall()
-    if not rows:
-        return None
-    body = json.loads(str(rows[0][0]))
-    arms = body.get("arms", []) if isinstance(body, dict) else body
-    arms = [a for a in arms if isinstance(a, dict) and a.get("policy") and a.get("version") is not None]
+    arms = [a for a in arms_of(row[1]) if isinstance(a, dict) and a.get("policy") and a.get("version") is not None]
     if not arms:
         return None
     top = max(arms, key=lambda a: float(a.get("share") or 0.0))
