@@ -53,6 +53,8 @@ ALERT_RULES: tuple[str, ...] = (
     "traffic: no decision for longer than the window while the endpoint is configured",
     f"latency (endpoint /metrics): p99 of routing requests above {P99_ALERT_S * 1000:.0f} ms",
     f"errors (endpoint /metrics): more than {ERROR_RATE_ALERT:.0%} of requests answered 5xx",
+    "stuck leads (endpoint /metrics, SLA timer): any lead past its SLA with no action alerts; leads waiting"
+    " in a queue, with an absent owner or an owner over capacity warn",
 )
 _STREAM_COLUMNS = (
     "decided_at",
@@ -154,6 +156,7 @@ class EndpointMetrics:
     notifications_sent: float
     notification_failures: float
     latency_route: str
+    stuck_leads: dict[str, int] = field(default_factory=dict)  # SLA timer: kind → leads
 
     @property
     def error_rate(self) -> float:
@@ -298,7 +301,10 @@ def endpoint_metrics(url: str, api_key: str | None, timeout_s: float = 3.0) -> E
     requests = errors = client = 0
     sent = failures = 0.0
     by_route: dict[str, list[tuple[float, float]]] = {}
+    stuck: dict[str, int] = {}
     for name, labels, value in samples:
+        if name == "leadroute_sla_stuck_leads" and "team" not in labels:
+            stuck[labels.get("kind", "")] = int(value)
         if name == "leadroute_requests_total":
             requests += int(value)
             status = labels.get("status", "")
@@ -324,6 +330,7 @@ def endpoint_metrics(url: str, api_key: str | None, timeout_s: float = 3.0) -> E
         notifications_sent=sent,
         notification_failures=failures,
         latency_route=route,
+        stuck_leads=stuck,
     )
 
 
@@ -432,6 +439,10 @@ def alerts(summary: MonitorSummary, now: datetime, settings: Settings | None = N
             out.append(
                 Alert("warning", "notifications", f"{e.notification_failures:g} notification attempts failed (retried)")
             )
+        for kind, count in sorted(e.stuck_leads.items()):
+            if count:
+                level = "alert" if kind == "past_sla" else "warning"
+                out.append(Alert(level, "stuck leads", f"{count:,} leads {kind.replace('_', ' ')} (SLA timer)"))
     return out
 
 

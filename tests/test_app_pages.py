@@ -24,6 +24,7 @@ from pipelines.monitor import histogram_quantile, monitor, parse_prometheus
 from pipelines.policies import list_policies, resolve, validate
 from pipelines.preview import clear_cache, preview, score_cutoffs, source_from_raw, with_cutoffs
 from pipelines.settings import Settings
+from pipelines.sla import sla_kpi_table
 from tests.conftest import REPO
 from tests.serving_support import Server, api_key, sample_leads
 
@@ -206,6 +207,13 @@ def test_monitor_reads_a_real_endpoints_log_and_metrics(own_home: Path, monkeypa
     assert_frame_equal(shown_mix, summary.mix.table, check_dtypes=False)
     stream = at.dataframe[-1].value
     assert len(stream) == 40 and set(stream["policy"]) == {"seed"}
+    # The endpoint's SLA timer reports stuck leads by kind; the SLA table is pipelines.sla's.
+    assert set(summary.endpoint.stuck_leads) == {"past_sla", "in_queue", "absent_owner", "over_capacity"}
+    assert metric(at, "Stuck: past sla") == f"{summary.endpoint.stuck_leads['past_sla']:,}"
+    shown_sla = pl.from_pandas(at.dataframe[-2].value)
+    expected_sla = sla_kpi_table(settings, "team")
+    assert shown_sla["group"].to_list() == expected_sla["group"].to_list()
+    assert shown_sla["leads"].to_list() == expected_sla["leads"].to_list()
     at.selectbox(key="monitor_window").set_value("15 minutes").run()
     assert not at.exception
     assert metric(at, "In the last 15 minutes") == "40"

@@ -74,6 +74,15 @@ def test_kpi_overview_runs_and_prints_the_library_numbers(workspace: Path) -> No
     assert int(match[2]) == final.height
     assert int(match[3]) == int(final["converted"].sum())
     assert float(match[4]) == pytest.approx(final["converted"].mean(), abs=1e-6)
+    from pipelines.sla import sla_kpi_table
+
+    sla = next(line for line in headlines(output) if "sla_groups" in line)
+    table = sla_kpi_table(Settings(home=workspace), "team")
+    assert sla == {
+        "sla_groups": str(table.height),
+        "sla_leads": str(int(table["leads"].sum())),
+        "touched": str(int(table["touched"].sum())),
+    }
 
 
 def headlines(output: str) -> list[dict[str, str]]:

@@ -9,7 +9,9 @@ from datetime import timedelta
 
 import streamlit as st
 
+from models.sla.kpi import SLA_DIMENSIONS
 from pipelines.monitor import ALERT_RULES, decision_stream, monitor
+from pipelines.sla import sla_kpi_table
 from workbench.common import printable, workspace
 
 WINDOWS = {"15 minutes": timedelta(minutes=15), "1 hour": timedelta(hours=1), "1 day": timedelta(days=1)}
@@ -67,6 +69,30 @@ else:
         " LEADROUTE_API_KEY to show them. The decision log alone gives what follows."
     )
 
+
+def sla_section() -> None:
+    """Speed to lead and SLA attainment from the warehouse; stuck leads from the endpoint."""
+    st.subheader("Speed to lead and SLAs")
+    if summary.endpoint is not None and summary.endpoint.stuck_leads:
+        stuck = summary.endpoint.stuck_leads
+        scols = st.columns(len(stuck))
+        for col, (kind, count) in zip(scols, sorted(stuck.items()), strict=True):
+            col.metric(f"Stuck: {kind.replace('_', ' ')}", f"{count:,}")
+    by = st.selectbox("By", SLA_DIMENSIONS, key="monitor_sla_by")
+    if not settings.warehouse_path.exists():
+        st.caption("No warehouse yet: import history or run `leadroute demo`.")
+        return
+    table = sla_kpi_table(settings, by)
+    if table.is_empty():
+        st.caption("No routed leads in the warehouse yet (`leadroute logs load` brings the endpoint's home).")
+    else:
+        st.caption(
+            "Minutes from the decision to the first touch (contacted or meeting) and, for leads whose"
+            " policy rule has an SLA, the share met with its 95% Wilson interval (`pipelines.sla`)."
+        )
+        st.dataframe(table, hide_index=True, width="stretch")
+
+
 if summary.n_decisions:
     mix = summary.mix
     st.subheader("Destination mix: recent vs previous window")
@@ -84,8 +110,11 @@ if summary.n_decisions:
     if summary.per_policy.height:
         st.markdown("**Recent decisions by policy version and arm**")
         st.dataframe(summary.per_policy, hide_index=True, width="stretch")
+    sla_section()
     st.subheader("Latest decisions")
     limit = st.number_input("Show", min_value=10, max_value=1000, value=100, step=10, key="monitor_limit")
     stream = decision_stream(settings, int(limit))
     st.dataframe(printable(stream.drop([c for c in ("decision_id",) if c in stream.columns])), hide_index=True)
     st.button("Refresh", key="monitor_refresh")  # a click reruns the page, which reads the log again
+else:
+    sla_section()
