@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from models.experiments import ArmData, Metric, compare
+from models.policy.metrics import gini
 
 DEFAULT_STEPS: tuple[float, ...] = (0.05, 0.25, 0.5, 1.0)
 DEFAULT_GUARDRAILS: Mapping[str, float] = {
@@ -96,16 +97,6 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         return {"action": self.action, "reason": self.reason, "checks": [c.to_json() for c in self.checks]}
-
-
-def gini(counts: np.ndarray) -> float:
-    """Gini coefficient of non-negative counts (0: perfectly even; → 1: one rep gets all)."""
-    x = np.sort(np.asarray(counts, dtype=np.float64))
-    n, total = x.size, float(x.sum())
-    if n == 0 or total == 0:
-        return 0.0
-    ranks = np.arange(1, n + 1)
-    return float((2 * (ranks * x).sum()) / (n * total) - (n + 1) / n)
 
 
 def check_guardrails(

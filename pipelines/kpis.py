@@ -8,6 +8,7 @@ from datetime import datetime
 import polars as pl
 
 from models.kpi import ASSUMPTIONS, Dimension, kpis_by
+from models.policy.metrics import coefficient_of_variation, gini
 from pipelines.warehouse import Warehouse, query_frame
 
 DIMENSIONS: tuple[Dimension, ...] = ("team", "source", "region", "week", "industry", "size")
@@ -60,3 +61,38 @@ def lead_history(warehouse: Warehouse, start: datetime | None = None, end: datet
 def kpi_table(warehouse: Warehouse, by: Dimension) -> pl.DataFrame:
     """Headline KPIs by one dimension (see ``models.kpi.kpis_by``)."""
     return kpis_by(lead_history(warehouse), by)
+
+
+_REP_LOADS = """
+SELECT r.team, r.rep_id, count(d.decision_id) AS leads
+FROM reps r
+JOIN teams t ON t.team = r.team AND t.kind = 'sales'
+LEFT JOIN decisions d ON d.rep_id = r.rep_id AND d.team = r.team
+WHERE r.active OR d.decision_id IS NOT NULL
+GROUP BY r.team, r.rep_id
+"""
+
+
+def distribution_fairness(warehouse: Warehouse) -> pl.DataFrame:
+    """How evenly each sales team's logged leads are spread over its reps: ``team, reps, leads,
+    gini`` (0 = perfectly even), ``cv`` (std / mean) and ``top_rep_share``. Active reps without a
+    lead count as zero; unweighted (a weighted policy is uneven on purpose)."""
+    with warehouse.connect(read_only=True) as con:
+        loads = query_frame(con, _REP_LOADS)
+    rows = []
+    for (team,), part in loads.sort("team", "rep_id").group_by(["team"], maintain_order=True):
+        counts = part["leads"].cast(pl.Float64).to_numpy()
+        total = float(counts.sum())
+        rows.append(
+            {
+                "team": team,
+                "reps": int(counts.size),
+                "leads": int(total),
+                "gini": gini(counts),
+                "cv": coefficient_of_variation(counts),
+                "top_rep_share": float(counts.max()) / total if total else None,
+            }
+        )
+    schema = {"team": pl.String, "reps": pl.Int64, "leads": pl.Int64, "gini": pl.Float64, "cv": pl.Float64,
+              "top_rep_share": pl.Float64}  # fmt: skip
+    return pl.DataFrame(rows, schema=schema)

@@ -8,9 +8,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pipelines.demo import build_demo
-from pipelines.kpis import kpi_table
+from pipelines.kpis import distribution_fairness, kpi_table
 from pipelines.quality import quality_trend
 from pipelines.settings import Settings
+from pipelines.sla import sla_kpi_table
 from pipelines.uploads import UploadError, import_upload, safe_upload_name
 from pipelines.warehouse import Warehouse
 from tests.conftest import REPO
@@ -43,6 +44,27 @@ def test_overview_shows_the_library_numbers_and_switches_dimension(
         list(at.dataframe[0].value["group"])
         == kpi_table(Warehouse(demo_home / "warehouse.duckdb"), "source")["group"].to_list()
     )
+
+
+def test_overview_shows_sla_fairness_and_notification_numbers_from_the_library(
+    demo_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEADROUTE_HOME", str(demo_home))
+    monkeypatch.delenv("LEADROUTE_ENDPOINT_URL", raising=False)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    settings = Settings(home=demo_home)
+    sla = sla_kpi_table(settings, "team")
+    due, met = int(sla["due"].sum()), int(sla["met"].sum())
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["SLA breaches"] == f"{due - met:,}"
+    fairness = distribution_fairness(Warehouse(demo_home / "warehouse.duckdb"))
+    assert fairness.height == 3 and (fairness["gini"] >= 0).all() and (fairness["gini"] < 1).all()
+    tables = [d.value for d in at.dataframe]
+    fair_shown = next(t for t in tables if "gini" in t.columns)
+    assert list(fair_shown["team"]) == fairness["team"].to_list()
+    assert list(fair_shown["gini"]) == pytest.approx(fairness["gini"].to_list())
+    assert shown["API 5xx error rate"] == "—"  # no endpoint configured: says how to connect one
 
 
 def test_data_page_lists_imports_and_their_rejected_rows(demo_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,8 @@ import httpx
 import numpy as np
 import pytest
 
-from models.rollout import ArmOutcomes, check_guardrails, gini, parse_steps, ramp_verdict
+from models.policy.metrics import gini
+from models.rollout import ArmOutcomes, check_guardrails, parse_steps, ramp_verdict
 from pipelines.deployments import deploy, history, live_deployment, rollback
 from pipelines.endpoint_logs import load_endpoint_logs
 from pipelines.policies import parse_text, register

@@ -1,11 +1,18 @@
-"""Overview: lead volume, conversion with intervals and speed-to-lead, by team, source, region, week."""
+"""Overview: lead volume, conversion with intervals and speed-to-lead, by team, source, region,
+week; SLA breaches and attainment, distribution fairness, notification and API error rates."""
 
 from __future__ import annotations
+
+import os
+from datetime import timedelta
 
 import polars as pl
 import streamlit as st
 
-from pipelines.kpis import DIMENSIONS, KPI_ASSUMPTIONS, kpi_table
+from models.sla.kpi import SLA_DIMENSIONS
+from pipelines.kpis import DIMENSIONS, KPI_ASSUMPTIONS, distribution_fairness, kpi_table
+from pipelines.monitor import monitor
+from pipelines.sla import sla_kpi_table
 from pipelines.status import workspace_status
 from workbench.common import EMPTY_HINT, workspace
 
@@ -36,3 +43,42 @@ else:
 with st.expander("How these numbers are computed"):
     for line in KPI_ASSUMPTIONS:
         st.markdown(f"- {line}")
+
+st.subheader("Speed to lead and SLAs")
+sla_by = by if by in SLA_DIMENSIONS else "team"
+sla = sla_kpi_table(settings, sla_by)
+if sla.is_empty():
+    st.caption("No routed leads yet.")
+else:
+    due, met = int(sla["due"].sum()), int(sla["met"].sum())
+    s1, s2 = st.columns(2)
+    s1.metric("SLA breaches", f"{due - met:,}", help="Leads whose SLA deadline passed without a touch.")
+    s2.metric("SLA attainment", "—" if not due else f"{met / due:.1%}", help="Met ÷ leads whose SLA is decided.")
+    st.caption(f"By {sla_by}: minutes from decision to first touch and SLA attainment (`pipelines.sla`).")
+    st.dataframe(sla, hide_index=True, width="stretch")
+
+st.subheader("Distribution fairness")
+fairness = distribution_fairness(warehouse)
+if fairness.is_empty():
+    st.caption("No sales decisions logged yet.")
+else:
+    st.caption("How evenly each sales team's leads are spread over its reps (Gini 0 = even; unweighted).")
+    st.bar_chart(fairness.select("team", "gini"), x="team", y="gini")
+    st.dataframe(fairness, hide_index=True, width="stretch")
+
+st.subheader("Notifications and API errors")
+health = monitor(
+    settings,
+    window=timedelta(days=1),
+    endpoint_url=os.environ.get("LEADROUTE_ENDPOINT_URL") or None,
+    api_key=os.environ.get("LEADROUTE_API_KEY") or None,
+)
+h1, h2, h3 = st.columns(3)
+n = health.notifications
+h1.metric("Owner notifications delivered", f"{n.delivered:,} of {n.requested:,}")
+h2.metric("Notifications overdue", f"{n.overdue:,}")
+if health.endpoint is not None:
+    h3.metric("API 5xx error rate", f"{health.endpoint.error_rate:.2%}")
+else:
+    h3.metric("API 5xx error rate", "—", help="Set LEADROUTE_ENDPOINT_URL and LEADROUTE_API_KEY to read /metrics.")
+st.caption("From the endpoint's decision and notification logs; see **Monitor** for latency, drift and alerts.")
