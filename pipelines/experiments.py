@@ -304,12 +304,11 @@ WITH firsts AS (
 events AS (
     SELECT o.lead_id,
            min(o.occurred_at) FILTER (WHERE o.event = 'converted') AS converted_at,
-           min(o.occurred_at) FILTER (WHERE o.event = 'contacted') AS contacted_at,
            sum(coalesce(o.value, 0)) FILTER (WHERE o.event = 'converted') AS revenue
     FROM outcomes o WHERE o.lead_id IN (SELECT lead_id FROM firsts) GROUP BY o.lead_id
 )
 SELECT f.decision_id, f.lead_id, f.decided_at, f.arm, f.team, f.rep_id, f.action, f.score,
-       coalesce(l.source, 'unknown') AS source, e.converted_at, e.contacted_at, e.revenue
+       coalesce(l.source, 'unknown') AS source, e.converted_at, e.revenue
 FROM firsts f LEFT JOIN leads l USING (lead_id) LEFT JOIN events e USING (lead_id)
 ORDER BY f.decided_at, f.decision_id
 """

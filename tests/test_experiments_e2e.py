@@ -5,6 +5,7 @@ report must pick the arm the truth says is better, declare no winner in an A/A t
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,19 @@ from tests.serving_support import Server, api_key, demo_workspace
 
 QUEUE_ALL = "name: queue_all\nrules:\n  - name: everyone\n    then: {team: queue}\nfallback: {team: queue}\n"
 COPIES = 3  # the demo's 2,000 leads sent three times (fresh ids, fresh outcome draws)
+
+
+def _wait_serving(server: Server, experiment: str, timeout_s: float = 30.0) -> None:
+    """Until the endpoint's deployment poller has picked the experiment up (it polls every 2 s)."""
+    headers = {"Authorization": f"Bearer {api_key(server.settings)}"}
+    deadline = time.monotonic() + timeout_s
+    served: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        served = httpx.get(f"{server.url}/v1/deployment", headers=headers, timeout=10).json()
+        if served["experiment"] == experiment:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the endpoint still serves {served} after {timeout_s} s")
 
 
 def _run_traffic(server: Server, leads: pl.DataFrame, prefix: str, seed: int) -> pl.DataFrame:
@@ -83,16 +97,7 @@ def test_experiments_pick_the_truly_better_policy_and_no_winner_in_an_a_a_test(t
         )
         assert [a["arm"] for a in started["arms"]] == ["A", "B"]
         assert started["prediction"]["available"], started["prediction"]
-        served = httpx.get(
-            f"{server.url}/v1/deployment", headers={"Authorization": f"Bearer {api_key(settings)}"}, timeout=10
-        ).json()
-        for _ in range(100):
-            if served["experiment"] == "rr-vs-queue":
-                break
-            served = httpx.get(
-                f"{server.url}/v1/deployment", headers={"Authorization": f"Bearer {api_key(settings)}"}, timeout=10
-            ).json()
-        assert served["experiment"] == "rr-vs-queue"
+        _wait_serving(server, "rr-vs-queue")
         outcome = _run_traffic(server, leads, "ab-", seed=3)
         true_rate = outcome.group_by("arm").agg(pl.col("p_true").mean()).sort("arm")["p_true"].to_list()
         truly_better = "A" if true_rate[0] > true_rate[1] else "B"
@@ -133,16 +138,11 @@ def test_experiments_pick_the_truly_better_policy_and_no_winner_in_an_a_a_test(t
             predict=False,
             expected_leads=COPIES * leads.height,
         )
-        for _ in range(100):
-            served = httpx.get(
-                f"{server.url}/v1/deployment", headers={"Authorization": f"Bearer {api_key(settings)}"}, timeout=10
-            ).json()
-            if served["experiment"] == "a-a":
-                break
+        _wait_serving(server, "a-a")
         _run_traffic(server, leads, "aa-", seed=5)
         aa = report(settings, "a-a", as_of=later)
         assert aa.verdict["winner"] is None, aa.lines()
         assert "no difference" in aa.verdict["message"]
-        assert [e for e in list_experiments(settings)["status"]] == ["running", "stopped"]
+        assert list_experiments(settings)["status"].to_list() == ["running", "stopped"]
     finally:
         server.stop()

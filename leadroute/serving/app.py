@@ -194,6 +194,12 @@ async def _raw_json(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _bearer(header: str) -> str:
+    """The key of an ``Authorization: Bearer KEY`` header ('' for any other header)."""
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def _replay(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that hands the app the body read by the guard, then the real channel."""
     delivered = False
@@ -348,11 +354,13 @@ def create_app(
     def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
         return credentials.credentials if credentials is not None and credentials.scheme.lower() == "bearer" else ""
 
+    def any_key(token: str) -> bool:
+        """A client or an admin key. Both rings are always checked (``|``, not ``or``): the time
+        taken does not tell a client key from an admin one."""
+        return keys.accepts_token(token) | admin_keys.accepts_token(token)
+
     async def require_key(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
-        token = _token(credentials)
-        # Both rings are always checked: the time taken does not tell a client key from an admin one.
-        client, admin = keys.accepts_token(token), admin_keys.accepts_token(token)
-        if not (client or admin):
+        if not any_key(_token(credentials)):
             # The message never repeats what was sent: a wrong key must not end up in a client log.
             raise HTTPException(401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"})
 
@@ -370,17 +378,14 @@ def create_app(
         errors = exc.errors()
         if request.url.path == SALESFORCE_ROUTE:
             return _fault(422, "invalid request: " + "; ".join(str(e.get("msg")) for e in errors))
-        if request.url.path != HUBSPOT_ROUTE:
-            # FastAPI parses the body before the key dependency runs: an anonymous caller must
-            # learn that its key is missing, not how its body is wrong.
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            token = token.strip() if scheme.lower() == "bearer" else ""
-            if not (keys.accepts_token(token) | admin_keys.accepts_token(token)):
-                return JSONResponse(
-                    {"error": "missing or wrong API key", "fields": []},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+        # FastAPI parses the body before the key dependency runs: an anonymous caller must learn
+        # that its key is missing, not how its body is wrong (HubSpot signs instead of a key).
+        if request.url.path != HUBSPOT_ROUTE and not any_key(_bearer(request.headers.get("authorization", ""))):
+            return JSONResponse(
+                {"error": "missing or wrong API key", "fields": []},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if any(e.get("type") == "json_invalid" for e in errors):
             return JSONResponse({"error": "the body is not valid JSON", "fields": []}, status_code=400)
         fields = [
@@ -640,8 +645,7 @@ def create_app(
         """Salesforce Outbound Message (SOAP): Lead notifications are routed (new leads) and their
         Status / IsConverted stored as outcomes; answered with ``<Ack>true</Ack>``."""
         body = await request.body()
-        token = _token(credentials) or (key or "")
-        if not (keys.accepts_token(token) | admin_keys.accepts_token(token)):
+        if not any_key(_token(credentials) or (key or "")):
             refused("salesforce", "key")
             return _fault(401, "missing or wrong API key")
         try:
@@ -723,17 +727,10 @@ def create_app(
             webhook_deliveries_handled=inbox.size(),
         )
 
-    def bearer_token(scope: Scope) -> str:
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                return token.strip() if scheme.lower() == "bearer" else ""
-        return ""
-
     async def route_fast(scope: Scope, body: bytes) -> bytes | None:
         """``POST /v1/route`` for a valid lead with a valid key; None sends it the normal way."""
-        token = bearer_token(scope)
-        if not (keys.accepts_token(token) | admin_keys.accepts_token(token)):
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        if not any_key(_bearer(header.decode("latin-1"))):
             return None
         try:
             lead = LeadIn.model_validate_json(body)

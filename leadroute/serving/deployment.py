@@ -21,10 +21,9 @@ from models.policy import LeadScorer, Policy, Roster
 from models.scoring.compiled import LeadFeaturizer, compile_classifier
 from models.scoring.estimator import ConversionClassifier
 from models.scoring.features import ExtraFeature, lead_features
+from pipelines.deployments import DEFAULT_POLICY
 from pipelines.policies import resolve
 from pipelines.settings import Settings
-
-DEFAULT_POLICY = "seed"
 
 
 @dataclass(frozen=True)
