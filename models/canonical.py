@@ -235,60 +235,106 @@ def validate(
     spec = ENTITIES[entity]
     check_columns(entity, raw.columns)
     known = known or {}
-    extras = [c for c in raw.columns if c not in spec.field_names and c != ROW_NUMBER]
     # Row numbers may repeat (a mapping can derive two records from one source row): records
     # are tracked by position, in a column whose name no source column takes.
     position = _POSITION
     while position in raw.columns:
         position = "_" + position
-    raw = raw.with_row_index(position)
-    frame = raw.with_columns(
-        [pl.lit(None, pl.String()).alias(f.name) for f in spec.fields if f.name not in raw.columns]
-    )
-    # Phase 1: trimmed text (empty = missing) and typed values, each computed once.
-    one_value_lists = [f for f in spec.fields if f.kind != "list" and isinstance(frame.schema[f.name], pl.List)]
-    texts = frame.select(
-        position,
-        pl.col(ROW_NUMBER).cast(pl.Int64),
-        *[(pl.col(f.name).list.len() > 1).fill_null(False).alias(_MANY + f.name) for f in one_value_lists],
-        *[_text(f, frame.schema[f.name]).alias(_TEXT + f.name) for f in spec.fields],
-        (
-            pl.struct([_as_text(c, frame.schema[c]) for c in extras]).struct.json_encode()
-            if extras
-            else pl.lit(None, pl.String())
-        ).alias(EXTRA),
-    )
-    texts = texts.with_columns(
-        parse_timestamp_series(texts[_TEXT + f.name]).alias(_TEXT + f.name + "_ts")
-        for f in spec.fields
-        if f.kind == "timestamp"
-    )
-    typed = texts.with_columns(_value(f).alias(f.name) for f in spec.fields)
-    # Phase 2: what is wrong with each record, from the text and the value side by side.
-    many = [
-        pl.when(pl.col(_MANY + f.name)).then(pl.lit(f"{f.name}: expected one value, got a list"))
-        for f in one_value_lists
-    ]
-    typed = typed.select(
-        position,
-        ROW_NUMBER,
-        *spec.field_names,
-        EXTRA,
-        pl.concat_str([*many, *[_problem(f) for f in spec.fields]], separator="; ", ignore_nulls=True).alias("_reason"),
-    )
+    # One lazy plan, collected once: a frame of a few hundred records (an API batch) would
+    # otherwise pay a few milliseconds of fixed cost per eager step.
+    source = raw.lazy().with_row_index(position)
+    plan = _typing_plan(entity, tuple(raw.schema.items()), position)
+    texts = source.with_columns(plan.missing).select(plan.texts)
+    if raw.height > SERIES_PARSE_MIN_ROWS and plan.stamps:
+        # A large file: each format is tried only where the earlier ones failed (one column at a time).
+        eager = texts.collect()
+        texts = eager.with_columns(
+            parse_timestamp_series(eager[_TEXT + name]).alias(_TEXT + name + "_ts") for name in plan.stamps
+        ).lazy()
+    else:
+        texts = texts.with_columns(plan.stamp_exprs)
+    typed = texts.with_columns(plan.values).select(plan.checks)
     typed = _apply_defaults(entity, typed, known)
     typed = _check_references(spec, typed, known)
     typed = typed.with_columns(
         pl.when(pl.col("_reason") == "").then(None).otherwise(pl.col("_reason")).alias("_reason")
     )
+    checked = typed.collect()
     is_bad = pl.col("_reason").is_not_null()
-    rows = typed.filter(~is_bad).drop("_reason", position)
-    bad = typed.filter(is_bad).select(position, ROW_NUMBER, pl.col("_reason").alias("reason"))
-    source = raw.join(bad.select(position), on=position, how="semi", maintain_order="left")
-    raw_json = source.select(position, raw_as_json(source.drop(position)))
+    rows = checked.filter(~is_bad).drop("_reason", position)
+    bad = checked.filter(is_bad).select(position, ROW_NUMBER, pl.col("_reason").alias("reason"))
+    if bad.is_empty():  # the usual case: no join to build the rejects' source text
+        return Validated(rows=rows, rejects=pl.DataFrame(schema=REJECTS_SCHEMA))
+    columns = [c for c in raw.columns if c != ROW_NUMBER]
+    raw_json = (
+        source.join(bad.lazy().select(position), on=position, how="semi", maintain_order="left")
+        .select(position, _json_object(columns, {position: pl.UInt32(), **raw.schema}).alias("raw"))
+        .collect()
+    )
     rejects = bad.join(raw_json, on=position, how="left", maintain_order="left").drop(position)
     return Validated(rows=rows, rejects=rejects)
 
+
+@dataclass(frozen=True)
+class _TypingPlan:
+    """The expressions that type and check a source schema (built once per schema: building
+    them costs milliseconds, as much as running them on a thousand records)."""
+
+    missing: list[pl.Expr]
+    texts: list[pl.Expr]
+    stamps: list[str]
+    stamp_exprs: list[pl.Expr]
+    values: list[pl.Expr]
+    checks: list[pl.Expr | str]
+
+
+@lru_cache(maxsize=64)
+def _typing_plan(entity: EntityName, source: tuple[tuple[str, pl.DataType], ...], position: str) -> _TypingPlan:
+    spec = ENTITIES[entity]
+    schema = {**dict(source), **{f.name: pl.String() for f in spec.fields if f.name not in dict(source)}}
+    extras = [c for c, _ in source if c not in spec.field_names and c != ROW_NUMBER]
+    # Phase 1: trimmed text (empty = missing) and typed values, each computed once.
+    one_value_lists = [f for f in spec.fields if f.kind != "list" and isinstance(schema[f.name], pl.List)]
+    texts: list[pl.Expr] = [
+        pl.col(position),
+        pl.col(ROW_NUMBER).cast(pl.Int64),
+        *[(pl.col(f.name).list.len() > 1).fill_null(False).alias(_MANY + f.name) for f in one_value_lists],
+        *[_text(f, schema[f.name]).alias(_TEXT + f.name) for f in spec.fields],
+        (
+            _json_object(extras, {position: pl.UInt32(), **schema})
+            if extras
+            else pl.lit(None, pl.String())
+        ).alias(EXTRA),
+    ]
+    stamps = [f.name for f in spec.fields if f.kind == "timestamp"]
+    # Phase 2: what is wrong with each record, from the text and the value side by side.
+    many = [
+        pl.when(pl.col(_MANY + f.name)).then(pl.lit(f"{f.name}: expected one value, got a list"))
+        for f in one_value_lists
+    ]
+    problems = [*many, *[_problem(f) for f in spec.fields]]
+    return _TypingPlan(
+        missing=[pl.lit(None, pl.String()).alias(f.name) for f in spec.fields if f.name not in dict(source)],
+        texts=texts,
+        stamps=stamps,
+        stamp_exprs=[parse_timestamp(pl.col(_TEXT + name)).alias(_TEXT + name + "_ts") for name in stamps],
+        values=[_value(f).alias(f.name) for f in spec.fields],
+        checks=[
+            position,
+            ROW_NUMBER,
+            *spec.field_names,
+            EXTRA,
+            pl.concat_str(problems, separator="; ", ignore_nulls=True).alias("_reason"),
+        ],
+    )
+
+
+REJECTS_SCHEMA = {ROW_NUMBER: pl.Int64, "reason": pl.String, "raw": pl.String}
+"""The columns of :attr:`Validated.rejects`."""
+
+SERIES_PARSE_MIN_ROWS = 20_000
+"""Above this many records timestamps are parsed format by format (:func:`parse_timestamp_series`);
+below, one expression tries every format (cheaper than the per-format passes' fixed cost)."""
 
 _POSITION = "_position"
 
@@ -296,15 +342,22 @@ _POSITION = "_position"
 def raw_as_json(raw: pl.DataFrame) -> pl.Series:
     """Each record's source values as one JSON object of text (bookkeeping columns left out)."""
     columns = [c for c in raw.columns if c != ROW_NUMBER]
-    return raw.select(
-        pl.struct([_as_text(c, raw.schema[c]) for c in columns]).struct.json_encode().alias("raw")
-    ).to_series()
+    return raw.select(_json_object(columns, raw.schema).alias("raw")).to_series()
 
 
-def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
+def _json_object(columns: list[str], schema: Mapping[str, pl.DataType]) -> pl.Expr:
+    """The ``columns`` as one JSON object of text per row (``schema``: the frame's columns, in order)."""
+    order = list(schema)
+    return pl.struct([_as_text(c, schema[c], order) for c in columns]).struct.json_encode()
+
+
+def _as_text(name: str, dtype: pl.DataType, order: list[str]) -> pl.Expr:
+    # A source column may be named "*" or "^…$", which pl.col reads as a wildcard or a regex.
+    literal = name == "*" or (name.startswith("^") and name.endswith("$"))
+    column = pl.nth(order.index(name)).alias(name) if literal else pl.col(name)
     if isinstance(dtype, pl.List):
-        return pl.col(name).cast(pl.List(pl.String()))
-    return pl.col(name).cast(pl.String())
+        return column.cast(pl.List(pl.String()))
+    return column.cast(pl.String())
 
 
 _TEXT = "_text_"
@@ -445,7 +498,7 @@ def _parse_with(text: pl.Expr, fmt: str) -> pl.Expr:
     return parsed.dt.replace_time_zone("UTC")
 
 
-def _apply_defaults(entity: EntityName, typed: pl.DataFrame, known: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
+def _apply_defaults(entity: EntityName, typed: pl.LazyFrame, known: Mapping[str, pl.DataFrame]) -> pl.LazyFrame:
     """Fill derivable fields: natural keys for events without ids, a decision's team from its rep."""
     if entity == "outcomes":
         natural = pl.format(
@@ -457,7 +510,7 @@ def _apply_defaults(entity: EntityName, typed: pl.DataFrame, known: Mapping[str,
         typed = typed.with_columns(pl.coalesce("decision_id", natural).alias("decision_id"))
         reps = known.get("reps")
         if reps is not None and "team" in reps.columns:
-            rep_team = reps.select(pl.col("rep_id"), pl.col("team").alias("_rep_team"))
+            rep_team = reps.lazy().select(pl.col("rep_id"), pl.col("team").alias("_rep_team"))
             typed = typed.join(rep_team, on="rep_id", how="left", maintain_order="left")
             typed = typed.with_columns(pl.coalesce("team", "_rep_team").alias("team")).drop("_rep_team")
             typed = typed.with_columns(
@@ -473,13 +526,13 @@ def _drop_reason(column: str, text: str, condition: pl.Expr) -> pl.Expr:
     return pl.when(condition).then(cleaned).otherwise(pl.col(column)).alias(column)
 
 
-def _check_references(spec: Entity, typed: pl.DataFrame, known: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
+def _check_references(spec: Entity, typed: pl.LazyFrame, known: Mapping[str, pl.DataFrame]) -> pl.LazyFrame:
     for column, target in spec.references.items():
         frame = known.get(target)
         if frame is None:
             continue
         target_key = ENTITIES[target].key
-        keys = frame.select(pl.col(target_key).alias(column)).unique().with_columns(pl.lit(True).alias("_known"))
+        keys = frame.lazy().select(pl.col(target_key).alias(column)).unique().with_columns(pl.lit(True).alias("_known"))
         typed = typed.join(keys, on=column, how="left", maintain_order="left")
         unknown = pl.col(column).is_not_null() & pl.col("_known").is_null()
         problem = pl.format("{}: '{}' is not a known {}", pl.lit(column), pl.col(column), pl.lit(target[:-1]))
