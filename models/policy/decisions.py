@@ -69,12 +69,18 @@ def decisions_frame(
         }
     )
     kinds = {t: k for t, k in r.teams.items()}
-    frame = frame.with_columns(
-        pl.when("_has_rep").then("_rep_team").otherwise("_dest_team").alias("team"),
-        pl.when("_has_rep").then("_rep_id").otherwise(None).alias("rep_id"),
-        pl.when("_has_rep").then("_method").otherwise(None).alias("method"),
-    ).with_columns(pl.col("team").replace_strict(kinds, default="unknown", return_dtype=pl.String).alias("_kind"))
-    frame = frame.with_columns(
+    # One lazy plan from here: each eager step has a fixed cost that a batch of a few hundred
+    # leads (the endpoint's) would notice.
+    lazy = (
+        frame.lazy()
+        .with_columns(
+            pl.when("_has_rep").then("_rep_team").otherwise("_dest_team").alias("team"),
+            pl.when("_has_rep").then("_rep_id").otherwise(None).alias("rep_id"),
+            pl.when("_has_rep").then("_method").otherwise(None).alias("method"),
+        )
+        .with_columns(pl.col("team").replace_strict(kinds, default="unknown", return_dtype=pl.String).alias("_kind"))
+    )
+    lazy = lazy.with_columns(
         pl.when(pl.col("_kind") != "sales")
         .then("_kind")
         .when("_has_rep")
@@ -104,7 +110,7 @@ def decisions_frame(
         pl.lit(',"notify":'), flag("notify"),
         pl.lit("}"),
     )  # fmt: skip
-    return frame.select(
+    return lazy.select(
         "lead_id",
         "created_at",
         "team",
@@ -116,7 +122,7 @@ def decisions_frame(
         "method",
         "notify",
         reasons.alias("reasons"),
-    )
+    ).collect(engine="in-memory")
 
 
 def _js(values: list[Any]) -> list[str]:

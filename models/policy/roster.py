@@ -146,11 +146,17 @@ class Roster:
         instants, inverse = np.unique(micros, return_inverse=True)
         utc = pl.Series(instants * step_us).cast(pl.Datetime("us", "UTC"))
         distinct = np.broadcast_to(self.active[reps], (instants.size, reps.size)).copy()
-        for zone in sorted({self.timezone[r] for r in reps}):
-            local = utc.dt.convert_time_zone(zone)
-            day = local.dt.date().cast(pl.Int32).to_numpy()
-            minute = (local.dt.hour().cast(pl.Int32) * 60 + local.dt.minute().cast(pl.Int32)).to_numpy()
-            weekday = local.dt.weekday().to_numpy()  # 1 = Monday … 7 = Sunday
+        zones = sorted({self.timezone[r] for r in reps})
+        # Local wall-clock time in every zone at once (one polars pass), then plain integer maths.
+        local_us = pl.DataFrame({"t": utc}).select(
+            pl.col("t").dt.convert_time_zone(zone).dt.replace_time_zone(None).dt.epoch("us").alias(str(i))
+            for i, zone in enumerate(zones)
+        )
+        for i, zone in enumerate(zones):
+            wall = local_us[str(i)].to_numpy()
+            day = wall // _DAY_US  # days since 1970-01-01, local
+            minute = (wall % _DAY_US) // 60_000_000
+            weekday = (day + 3) % 7 + 1  # 1 = Monday … 7 = Sunday (1970-01-01 was a Thursday)
             for j, r in enumerate(reps):
                 if self.timezone[r] != zone:
                     continue
@@ -198,6 +204,9 @@ class Roster:
         ids = self.rep_id[reps]
         owner = [self.owners.get(a) if a is not None else None for a in account_ids]
         return np.array([ids == o for o in owner], dtype=bool).reshape(len(owner), reps.size)
+
+
+_DAY_US = 86_400_000_000
 
 
 def utc_day(created_at: pl.Series) -> np.ndarray:
