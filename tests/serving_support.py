@@ -8,12 +8,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
+from leadroute.serving.batch import typed_leads
+from leadroute.serving.router import decision_seed
+from models.policy import Policy, RoutingState
 from pipelines.demo import build_demo
 from pipelines.settings import Settings
 from pipelines.warehouse import Warehouse, query_frame
@@ -99,3 +104,47 @@ def sample_leads(settings: Settings, n: int, offset: int = 0) -> list[dict[str, 
         lead["lead_id"] = f"api-{row['lead_id']}"
         leads.append(lead)
     return leads
+
+
+@dataclass(frozen=True)
+class Again:
+    """A logged decision and what the in-process policy decides for the same lead, state and seed."""
+
+    record: dict[str, Any]
+    team: str | None
+    rep_id: str | None
+    action: str
+    propensity: float
+    reasons: str
+
+
+def route_again(
+    records: list[dict[str, Any]],
+    policy_of: Callable[[dict[str, Any]], Policy],
+    state_of: Callable[[str], RoutingState],
+) -> list[Again]:
+    """Re-route logged decisions in log order with the in-process policy: a single decision with
+    ``route_one`` and the seed of its ``decision_id``, a batch (consecutive records sharing a
+    ``replay_seed``) with ``Policy.replay`` and that seed. ``state_of(policy name)`` gives the state."""
+    out: list[Again] = []
+    i = 0
+    while i < len(records):
+        record, policy = records[i], policy_of(records[i])
+        state = state_of(str(record["policy"]))
+        seed = record.get("replay_seed")
+        if seed is None:
+            rng = np.random.default_rng(decision_seed(record["decision_id"]))
+            d = policy.route_one(record["lead"], state, rng)
+            out.append(Again(record, d.team, d.rep_id, d.action, d.propensity, d.reasons))
+            i += 1
+            continue
+        j = i
+        while j < len(records) and records[j].get("replay_seed") == seed:
+            j += 1
+        typed, rejects = typed_leads([r["lead"] for r in records[i:j]])
+        assert not rejects
+        decided = policy.replay(typed, rng=np.random.default_rng(int(seed)), state=state).decisions
+        for r, row in zip(records[i:j], decided.iter_rows(named=True), strict=True):
+            out.append(Again(r, row["team"], row["rep_id"], row["action"], row["propensity"], row["reasons"]))
+        i = j
+    return out

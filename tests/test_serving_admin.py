@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
-from leadroute.serving import decision_seed, load_keys, read_records
+from leadroute.serving import load_keys, read_records
 from leadroute.serving.keys import load_admin_keys
 from models.policy import Policy, RoutingState
 from pipelines.deployments import deploy
 from pipelines.logfiles import log_files
 from pipelines.policies import load_roster, resolve
-from tests.serving_support import Server, api_key, demo_workspace, sample_leads
+from tests.serving_support import Server, api_key, demo_workspace, route_again, sample_leads
 
 
 def admin_key(server: Server) -> str:
@@ -63,9 +62,8 @@ def _replayed_state(server: Server, name: str) -> RoutingState:
     source = resolve(server.settings, name)
     policy = Policy(source.spec, load_roster(server.settings), version=source.version)
     state = RoutingState(policy.roster.size)
-    for record in read_records(server.settings.decision_log_dir, "decisions"):
-        if record["policy"] == name:
-            policy.route_one(record["lead"], state, np.random.default_rng(decision_seed(record["decision_id"])))
+    records = [r for r in read_records(server.settings.decision_log_dir, "decisions") if r["policy"] == name]
+    route_again(records, lambda _: policy, lambda _: state)
     return state
 
 

@@ -11,15 +11,14 @@ from typing import Any
 
 import duckdb
 import httpx
-import numpy as np
 import pytest
 
-from leadroute.serving import decision_seed, read_records
+from leadroute.serving import read_records
 from leadroute.serving.records import validate_records
 from models.policy import Policy, RoutingState
 from pipelines.policies import load_roster, resolve
 from pipelines.settings import Settings
-from tests.serving_support import Server, api_key, demo_workspace, sample_leads
+from tests.serving_support import Again, Server, api_key, demo_workspace, route_again, sample_leads
 
 
 @pytest.fixture(scope="module")
@@ -38,17 +37,14 @@ def _client(server: Server, key: str | None = None) -> httpx.Client:
     return httpx.Client(base_url=server.url, headers=headers, timeout=30.0)
 
 
-def replay_log(settings: Settings, policy_name: str = "seed") -> list[tuple[dict[str, Any], Any]]:
+def replay_log(settings: Settings, policy_name: str = "seed") -> list[Again]:
     """Every logged decision next to what the in-process policy decides for the same lead, state
     and random seed, in log order."""
     source = resolve(settings, policy_name)
     policy = Policy(source.spec, load_roster(settings), version=source.version)
     state = RoutingState(policy.roster.size)
-    pairs = []
-    for record in read_records(settings.decision_log_dir, "decisions"):
-        rng = np.random.default_rng(decision_seed(record["decision_id"]))
-        pairs.append((record, policy.route_one(record["lead"], state, rng)))
-    return pairs
+    records = list(read_records(settings.decision_log_dir, "decisions"))
+    return route_again(records, lambda _: policy, lambda _: state)
 
 
 def test_concurrent_decisions_match_the_in_process_policy_and_are_all_logged(server: Server) -> None:
@@ -79,10 +75,15 @@ def test_concurrent_decisions_match_the_in_process_policy_and_are_all_logged(ser
     # same decision in process: the lock kept concurrent requests from interleaving.
     pairs = replay_log(server.settings)
     assert len(pairs) == len(logged)
-    for record, again in pairs:
+    for again in pairs:
+        record = again.record
         assert (again.team, again.rep_id, again.action) == (record["team"], record["rep_id"], record["action"])
         assert again.propensity == pytest.approx(record["propensity"])
         assert json.loads(again.reasons) == json.loads(record["reasons"])
+    # The batch was decided as one replay (one seed for its 20 leads), answered in the order sent.
+    batched = [r for r in logged.values() if r.get("replay_seed") is not None]
+    assert len(batched) == 20 and len({r["replay_seed"] for r in batched}) == 1
+    assert [d["lead_id"] for d in batch.json()["decisions"]] == [lead["lead_id"] for lead in leads[60:]]
     # The same typed lead the endpoint routed, validated like ingest.
     rows, rejects = validate_records("leads", [leads[0]])
     assert not rejects and logged[answered[0]["decision_id"]]["lead"]["industry"] == rows[0].get("industry")

@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
-from leadroute.serving import decision_seed, read_records
+from leadroute.serving import read_records
 from models.policy import Policy, RoutingState
 from pipelines.deployments import deploy
 from pipelines.policies import load_roster, resolve
-from tests.serving_support import Server, api_key, demo_workspace, sample_leads
+from tests.serving_support import Server, api_key, demo_workspace, route_again, sample_leads
 
 
 def _load(server: Server, leads: list[dict[str, Any]], stop: threading.Event, out: list[Any], n_threads: int) -> None:
@@ -99,10 +98,6 @@ def test_deployment_switch_under_load_and_kill_9_restart_restores_state(tmp_path
     states = {name: RoutingState(roster.size) for name in policies}
     records = list(read_records(settings.decision_log_dir, "decisions"))
     assert records[-1]["decision_id"] == nxt["decision_id"]
-    for record in records:
-        name = record["policy"]
-        again = policies[name].route_one(
-            record["lead"], states[name], np.random.default_rng(decision_seed(record["decision_id"]))
-        )
-        assert (again.team, again.rep_id) == (record["team"], record["rep_id"])
+    for again in route_again(records, lambda r: policies[r["policy"]], states.__getitem__):
+        assert (again.team, again.rep_id) == (again.record["team"], again.record["rep_id"])
     assert nxt["policy"] == "round_robin" and nxt["rep_id"] == records[-1]["rep_id"]

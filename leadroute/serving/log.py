@@ -12,13 +12,17 @@ fsyncs once for every ticket written so far, so concurrent requests share one fs
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+
+import pydantic_core
 
 from pipelines.logfiles import LOG_NAME as _NAME
 from pipelines.logfiles import log_files as log_files
@@ -71,12 +75,19 @@ class JsonLog:
         self._sync_lock = threading.Lock()
         self._handle: IO[bytes] | None = None
         self._day = ""
+        self._day_ends = 0.0  # the epoch second the current file's UTC day ends
+        self._size = 0  # bytes in the current file
         self._written = 0  # tickets handed out
         self._synced = 0  # tickets known to be on disk
 
     def append(self, records: Sequence[dict[str, Any]]) -> int:
         """Write ``records`` (not yet durable); returns the ticket to pass to :meth:`sync`."""
-        data = b"".join(json.dumps(r, separators=(",", ":"), default=str).encode() + b"\n" for r in records)
+        # pydantic-core's encoder: the same JSON as json.dumps, several times faster (it is on
+        # every request's path); anything it cannot encode is written as its str().
+        return self.append_lines(b"".join(pydantic_core.to_json(r, fallback=str) + b"\n" for r in records))
+
+    def append_lines(self, data: bytes) -> int:
+        """:meth:`append` for records already encoded: JSON objects, each ending with a newline."""
         with self._write_lock:
             handle = self._current(len(data))
             handle.write(data)
@@ -97,6 +108,10 @@ class JsonLog:
                 os.fsync(handle.fileno())
             self._synced = target
 
+    def synced(self, ticket: int) -> bool:
+        """Whether everything up to ``ticket`` is known to be on disk (always, without fsync)."""
+        return not self.fsync or self._synced >= ticket
+
     def write(self, records: Sequence[dict[str, Any]]) -> None:
         """Append and wait until durable."""
         self.sync(self.append(records))
@@ -106,17 +121,24 @@ class JsonLog:
             self._close_current()
 
     def _current(self, incoming: int) -> IO[bytes]:
-        day = datetime.now(UTC).strftime("%Y%m%d")
         handle = self._handle
-        if handle is not None and (day != self._day or handle.tell() + incoming > self.max_bytes):
+        if handle is not None and time.time() < self._day_ends and self._size + incoming <= self.max_bytes:
+            self._size += incoming
+            return handle
+        now = datetime.now(UTC)
+        day = now.strftime("%Y%m%d")
+        if handle is not None and (day != self._day or self._size + incoming > self.max_bytes):
             self._close_current()
             handle = None
         if handle is None:
             self._n += 1
             path = self.directory / f"{self.prefix}-{day}-{self._n:06d}.jsonl"
             handle = path.open("ab")
-            self._handle, self._day = handle, day
+            self._handle, self._day, self._size = handle, day, handle.tell()
             _sync_directory(self.directory)  # the new file's name survives a crash too
+        midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+        self._day_ends = midnight.timestamp()
+        self._size += incoming
         return handle
 
     def _close_current(self) -> None:
@@ -134,3 +156,66 @@ def _sync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class Durability:
+    """Group commit for an event loop: a request awaits its ticket, one thread fsyncs for every
+    request waiting and wakes the loop once per fsync (not once per request, as handing each
+    request to a thread and back would).
+
+    Args:
+        log: the log whose appends are awaited.
+    """
+
+    def __init__(self, log: JsonLog) -> None:
+        self.log = log
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=f"{log.prefix}-fsync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+    async def wait(self, ticket: int) -> None:
+        """Return once everything up to ``ticket`` is on disk (raises the fsync's error)."""
+        if self.log.synced(ticket):
+            return
+        future = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._waiting.append((ticket, future))
+        self._wake.set()
+        await future
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()  # a request that queues from here on sets it again
+            with self._lock:
+                waiting, self._waiting = self._waiting, []
+            if not waiting:
+                if self._stopping:
+                    return
+                continue
+            error: OSError | None = None
+            try:
+                self.log.sync(max(ticket for ticket, _ in waiting))
+            except OSError as exc:
+                error = exc
+            waiting[0][1].get_loop().call_soon_threadsafe(_settle, waiting, error)
+
+
+def _settle(waiting: list[tuple[int, asyncio.Future[None]]], error: OSError | None) -> None:
+    for _, future in waiting:
+        if future.done():  # the request went away (its client disconnected)
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

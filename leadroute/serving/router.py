@@ -6,20 +6,25 @@ Every decision draws its randomness from a generator seeded by its own ``decisio
 log keeps the lead as routed (with the score used). Re-routing the logged leads in log order
 with the same seeds therefore reproduces each decision and the state it left behind: round-robin
 passes and per-day capacity come back exactly, without a separate state file to keep in sync.
+A batch routed as one replay (:mod:`leadroute.serving.batch`) is logged as consecutive records
+sharing a ``replay_seed`` and is replayed the same way, as one group.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import numpy as np
+import polars as pl
 
-from leadroute.serving.deployment import Deployment
+from leadroute.serving.batch import decision_ids, json_objects, lead_objects, typed_leads
+from leadroute.serving.deployment import Arm, Deployment
 from leadroute.serving.log import JsonLog, read_records
 from leadroute.serving.records import jsonable
 from models.policy import Policy, PolicySpecError, Roster, RoutingState
@@ -28,6 +33,11 @@ from pipelines.policies import PolicyNotFoundError, resolve
 from pipelines.settings import Settings
 
 DECISIONS = "decisions"
+#: The fields of a logged decision, in the order they are written (``lead`` comes last).
+RECORD_FIELDS = (
+    "decision_id", "decided_at", "lead_id", "team", "rep_id", "action", "score", "policy", "policy_version",
+    "experiment", "arm", "propensity", "reasons", "rule", "method", "notify", "deployment_id",
+)  # fmt: skip
 
 
 def decision_seed(decision_id: str) -> int:
@@ -84,45 +94,115 @@ class RoutingService:
 
     def route(self, leads: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Decide every lead with one deployment; returns once the decisions are durable."""
+        with self._lock:
+            # Route and append under one lock, so the log's order is the order state changed in.
+            records = self._decide(leads)
+            ticket = self.log.append(records)
+        self.log.sync(ticket)  # outside the lock: concurrent requests share one fsync
+        return records
+
+    def try_decide(self, leads: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], int] | None:
+        """:meth:`route` without waiting, for an event loop: the records and the log ticket to
+        await (not yet durable), or None while another request (a batch) holds the state."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            records = self._decide(leads)
+            return records, self.log.append(records)
+        finally:
+            self._lock.release()
+
+    def _decide(self, leads: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         deployment = self.deployment
         now = datetime.now(UTC).isoformat()
         records = []
         total_share = sum(a.share for a in deployment.arms)
-        with self._lock:
-            # Route and append under one lock, so the log's order is the order state changed in.
-            for lead in leads:
-                arm = deployment.pick(str(lead["lead_id"]))
-                drawn = uuid.uuid4()
-                decision_id = str(drawn)
-                # == decision_seed(decision_id), without parsing the text back
-                draws = cast(np.random.Generator, SeededDraws(drawn.int >> 64))
-                decision = arm.policy.route_one(lead, self._state(arm.key), draws)
-                share = arm.share / total_share
-                records.append(
-                    {
-                        "decision_id": decision_id,
-                        "decided_at": now,
-                        "lead_id": decision.lead_id,
-                        "team": decision.team,
-                        "rep_id": decision.rep_id,
-                        "action": decision.action,
-                        "score": decision.score,
-                        "policy": arm.policy.spec.name,
-                        "policy_version": arm.policy.version,
-                        "experiment": deployment.experiment,
-                        "arm": arm.label,
-                        "propensity": share * decision.propensity,
-                        "reasons": decision.reasons,
-                        "rule": decision.rule,
-                        "method": decision.method,
-                        "notify": decision.notify,
-                        "deployment_id": deployment.deployment_id,
-                        "lead": jsonable({**lead, "score": decision.score}),
-                    }
-                )
-            ticket = self.log.append(records)
-        self.log.sync(ticket)  # outside the lock: concurrent requests share one fsync
+        for lead in leads:
+            arm = deployment.pick(str(lead["lead_id"]))
+            drawn = uuid.uuid4()
+            decision_id = str(drawn)
+            # == decision_seed(decision_id), without parsing the text back
+            draws = cast(np.random.Generator, SeededDraws(drawn.int >> 64))
+            decision = arm.policy.route_one(lead, self._state(arm.key), draws)
+            share = arm.share / total_share
+            records.append(
+                {
+                    "decision_id": decision_id,
+                    "decided_at": now,
+                    "lead_id": decision.lead_id,
+                    "team": decision.team,
+                    "rep_id": decision.rep_id,
+                    "action": decision.action,
+                    "score": decision.score,
+                    "policy": arm.policy.spec.name,
+                    "policy_version": arm.policy.version,
+                    "experiment": deployment.experiment,
+                    "arm": arm.label,
+                    "propensity": share * decision.propensity,
+                    "reasons": decision.reasons,
+                    "rule": decision.rule,
+                    "method": decision.method,
+                    "notify": decision.notify,
+                    "deployment_id": deployment.deployment_id,
+                    "lead": jsonable({**lead, "score": decision.score}),
+                }
+            )
         return records
+
+    def route_frame(self, leads: pl.DataFrame) -> pl.DataFrame:
+        """Decide a batch of typed leads (:func:`leadroute.serving.batch.typed_leads`) with one
+        deployment: one replay per arm, in time order; returns once the decisions are durable.
+
+        Returns:
+            The logged records (:data:`RECORD_FIELDS`, ``replay_seed``, ``lead`` as JSON text)
+            in input order.
+        """
+        deployment = self.deployment
+        total_share = sum(a.share for a in deployment.arms)
+        indexed = leads.with_row_index("_input")
+        groups: list[tuple[Arm, pl.DataFrame]]
+        if len(deployment.arms) == 1:
+            groups = [(deployment.arms[0], indexed)]
+        else:
+            number = {id(arm): i for i, arm in enumerate(deployment.arms)}
+            picked = np.fromiter(
+                (number[id(deployment.pick(str(i)))] for i in leads["lead_id"]), dtype=np.int64, count=leads.height
+            )
+            groups = [(arm, indexed.filter(pl.Series(picked == i))) for i, arm in enumerate(deployment.arms)]
+        now = datetime.now(UTC).isoformat()
+        parts = []
+        with self._lock:
+            for arm, rows in groups:
+                if rows.is_empty():
+                    continue
+                seed = secrets.randbits(63)
+                # The order replay routes in (it sorts the same way): the log keeps this order.
+                ordered = rows.sort("created_at", maintain_order=True)
+                typed = ordered.drop("_input")
+                state = self._state(arm.key)
+                decided = arm.policy.replay(typed, rng=np.random.default_rng(seed), state=state).decisions
+                parts.append(
+                    decided.select(
+                        decision_ids(decided.height),
+                        pl.lit(now).alias("decided_at"),
+                        *("lead_id", "team", "rep_id", "action", "score"),
+                        pl.lit(arm.policy.spec.name).alias("policy"),
+                        pl.lit(arm.policy.version, pl.Int64).alias("policy_version"),
+                        pl.lit(deployment.experiment, pl.String).alias("experiment"),
+                        pl.lit(arm.label, pl.String).alias("arm"),
+                        pl.col("propensity") * (arm.share / total_share),
+                        *("reasons", "rule", "method", "notify"),
+                        pl.lit(deployment.deployment_id, pl.Int64).alias("deployment_id"),
+                        pl.lit(seed, pl.Int64).alias("replay_seed"),
+                        lead_objects(typed.with_columns(decided["score"])),
+                        ordered["_input"],
+                    )
+                )
+            records = pl.concat(parts)
+            lines = json_objects(records, [*RECORD_FIELDS, "replay_seed"], {"lead": "lead"})
+            ticket = self.log.append_lines(("\n".join(lines) + "\n").encode())
+        self.log.sync(ticket)  # outside the lock: concurrent requests share one fsync
+        return records.sort("_input").drop("_input")
 
     def rebuild(self) -> Rebuilt:
         """Replay the decision log into fresh states (call before serving)."""
@@ -131,7 +211,8 @@ class RoutingService:
         states: dict[str, RoutingState] = {}
         loads: dict[int, np.ndarray] = {}
         own_reps = arm_reps(self.settings)
-        for record in read_records(self.settings.decision_log_dir, DECISIONS):
+
+        def key_of(record: Mapping[str, Any]) -> str:
             version = record.get("policy_version")
             key = f"{record.get('policy')}@{version if version is not None else 'shipped'}"
             scope = f"{record.get('deployment_id')}:{record.get('arm')}"
@@ -139,19 +220,20 @@ class RoutingService:
             key += f"#{scope}" if reps else ""
             if key not in policies:
                 policies[key] = self._replay_policy(str(record.get("policy")), version, reps)
+            return key
+
+        for key, group in _replay_groups(read_records(self.settings.decision_log_dir, DECISIONS), key_of):
             policy = policies[key]
-            if policy is None or not isinstance(record.get("lead"), dict):
-                skipped += 1
+            if policy is None or not all(isinstance(r.get("lead"), dict) for r in group):
+                skipped += len(group)
                 continue
             state = states.setdefault(key, RoutingState(self.roster.size, loads=loads))
-            draws = cast(np.random.Generator, SeededDraws(decision_seed(str(record["decision_id"]))))
-            try:
-                again = policy.route_one(record["lead"], state, draws)
-            except (ValueError, KeyError, TypeError):
-                skipped += 1
+            again = _route_again(policy, group, state)
+            if again is None:
+                skipped += len(group)
                 continue
-            replayed += 1
-            matched += again.team == record.get("team") and again.rep_id == record.get("rep_id")
+            replayed += len(group)
+            matched += sum(got == (r.get("team"), r.get("rep_id")) for r, got in zip(group, again, strict=True))
         with self._lock:
             self.states, self.loads = states, loads
         return Rebuilt(replayed, matched, skipped)
@@ -165,3 +247,44 @@ class RoutingService:
             return None
         roster = self.roster.only_sales_reps(reps) if reps else self.roster
         return Policy(source.spec, roster, version=source.version)
+
+
+def _replay_groups(
+    records: Iterable[dict[str, Any]], key_of: Callable[[Mapping[str, Any]], str]
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """The log as routing steps: each single decision alone, a batch's consecutive records that
+    share a ``replay_seed`` (and a policy) together."""
+    group: list[dict[str, Any]] = []
+    group_key = ""
+    for record in records:
+        key = key_of(record)
+        seed = record.get("replay_seed")
+        if group and (seed is None or seed != group[0].get("replay_seed") or key != group_key):
+            yield group_key, group
+            group = []
+        group.append(record)
+        group_key = key
+        if seed is None:
+            yield group_key, group
+            group = []
+    if group:
+        yield group_key, group
+
+
+def _route_again(policy: Policy, group: list[dict[str, Any]], state: RoutingState) -> list[tuple[Any, Any]] | None:
+    """``(team, rep_id)`` of each logged decision routed again into ``state`` (None: the group
+    cannot be replayed, e.g. a lead the current validation refuses)."""
+    seed = group[0].get("replay_seed")
+    try:
+        if seed is None:
+            record = group[0]
+            draws = cast(np.random.Generator, SeededDraws(decision_seed(str(record["decision_id"]))))
+            decision = policy.route_one(record["lead"], state, draws)
+            return [(decision.team, decision.rep_id)]
+        typed, rejects = typed_leads([r["lead"] for r in group])
+        if rejects:
+            return None
+        decided = policy.replay(typed, rng=np.random.default_rng(int(seed)), state=state).decisions
+        return list(zip(decided["team"].to_list(), decided["rep_id"].to_list(), strict=True))
+    except (ValueError, KeyError, TypeError):
+        return None
