@@ -247,7 +247,7 @@ def validate(
     texts = source.with_columns(plan.missing).select(plan.texts)
     if raw.height > SERIES_PARSE_MIN_ROWS and plan.stamps:
         # A large file: each format is tried only where the earlier ones failed (one column at a time).
-        eager = texts.collect()
+        eager = texts.collect(engine="in-memory")
         texts = eager.with_columns(
             parse_timestamp_series(eager[_TEXT + name]).alias(_TEXT + name + "_ts") for name in plan.stamps
         ).lazy()
@@ -259,7 +259,7 @@ def validate(
     typed = typed.with_columns(
         pl.when(pl.col("_reason") == "").then(None).otherwise(pl.col("_reason")).alias("_reason")
     )
-    checked = typed.collect()
+    checked = typed.collect(engine="in-memory")
     is_bad = pl.col("_reason").is_not_null()
     rows = checked.filter(~is_bad).drop("_reason", position)
     bad = checked.filter(is_bad).select(position, ROW_NUMBER, pl.col("_reason").alias("reason"))
@@ -269,7 +269,7 @@ def validate(
     raw_json = (
         source.join(bad.lazy().select(position), on=position, how="semi", maintain_order="left")
         .select(position, _json_object(columns, {position: pl.UInt32(), **raw.schema}).alias("raw"))
-        .collect()
+        .collect(engine="in-memory")
     )
     rejects = bad.join(raw_json, on=position, how="left", maintain_order="left").drop(position)
     return Validated(rows=rows, rejects=rejects)
@@ -300,11 +300,7 @@ def _typing_plan(entity: EntityName, source: tuple[tuple[str, pl.DataType], ...]
         pl.col(ROW_NUMBER).cast(pl.Int64),
         *[(pl.col(f.name).list.len() > 1).fill_null(False).alias(_MANY + f.name) for f in one_value_lists],
         *[_text(f, schema[f.name]).alias(_TEXT + f.name) for f in spec.fields],
-        (
-            _json_object(extras, {position: pl.UInt32(), **schema})
-            if extras
-            else pl.lit(None, pl.String())
-        ).alias(EXTRA),
+        (_json_object(extras, {position: pl.UInt32(), **schema}) if extras else pl.lit(None, pl.String())).alias(EXTRA),
     ]
     stamps = [f.name for f in spec.fields if f.kind == "timestamp"]
     # Phase 2: what is wrong with each record, from the text and the value side by side.
