@@ -5,10 +5,11 @@ Shared by the writer (``leadroute.serving.log``) and the loader (``pipelines.end
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
+
+import pydantic_core
 
 LOG_NAME = re.compile(r"^(?P<prefix>[a-z_]+)-(?P<day>\d{8})-(?P<n>\d{6})\.jsonl$")
 
@@ -32,12 +33,18 @@ def read_new_lines(path: Path, start: int) -> tuple[list[dict[str, Any]], int]:
         handle.seek(start)
         data = handle.read()
     end = data.rfind(b"\n") + 1
-    records = []
-    for line in data[:end].splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records, start + end
+    lines = data[:end].splitlines()
+    try:
+        # All lines as one JSON array, parsed by pydantic-core: several times faster than a
+        # json.loads per line (the SLA timer reads every decision the endpoint logs).
+        parsed = pydantic_core.from_json(b"[" + b",".join(lines) + b"]") if lines else []
+    except ValueError:
+        parsed = [_parse_line(line) for line in lines]  # a bad line: skip just that one
+    return [record for record in parsed if isinstance(record, dict)], start + end
+
+
+def _parse_line(line: bytes) -> Any:
+    try:
+        return pydantic_core.from_json(line)
+    except ValueError:
+        return None

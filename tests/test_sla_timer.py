@@ -21,6 +21,7 @@ import polars as pl
 import pytest
 import yaml
 
+from leadroute.serving.batch import typed_leads
 from leadroute.serving.deployment import Arm, Deployment
 from leadroute.serving.log import JsonLog, read_records
 from leadroute.serving.metrics import Metrics
@@ -299,3 +300,37 @@ def test_stuck_leads_are_counted_for_metrics_and_alerted_once(tmp_path: Path, de
     rendered = desk.metrics.render()
     assert 'leadroute_sla_alerts_total{kind="in_queue"} 1' in rendered
     again.stop()
+
+
+def test_a_running_timer_follows_decisions_in_process_exactly_as_it_reads_them_back(
+    tmp_path: Path, desks: list[Desk]
+) -> None:
+    raw = spec(business_hours=False)
+    raw["rules"].insert(
+        0,
+        {"name": "cold", "when": {"field": "score", "op": "<", "value": 50}, "then": {"team": "sales"}},
+    )  # no SLA: the timer only counts these towards their rep's day
+    desk = open_desk(desks, tmp_path / "ws", raw, build_roster())
+    now = datetime.now(UTC)
+
+    def leads(prefix: str, n: int) -> list[dict[str, Any]]:
+        stamp = now.isoformat()
+        return [{"lead_id": f"{prefix}{i}", "created_at": stamp, "score": 30.0 + 10 * (i % 5)} for i in range(n)]
+
+    desk.service.route(leads("A", 10))
+    fed = desk.timer()
+    fed.start(interval_s=3600)  # reads the log so far, then follows the service
+    desk.service.route(leads("B", 10))
+    typed, rejects = typed_leads(leads("C", 25) + leads("A", 3))  # A0-A2 routed again
+    assert not rejects
+    desk.service.route_frame(typed)
+    fed.tick(now)
+    reader = desk.timer()  # the same decisions, read back from the log
+    reader.tick(now)
+    fed.stop()
+    reader.stop()
+    assert fed._chains.keys() == reader._chains.keys() and len(fed._chains) > 10
+    for lead_id, chain in fed._chains.items():
+        assert chain.hops == reader._chains[lead_id].hops
+    assert fed._loads(now) == reader._loads(now) and sum(fed._loads(now).values()) >= 45
+    assert fed.metrics_text() == reader.metrics_text()

@@ -29,7 +29,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.telemetry import TelemetryConfig
 from starlette.concurrency import run_in_threadpool
 
-from leadroute.serving.batch import batch_answer, decision_json, parse_batch, parse_lead, typed_leads
+from leadroute.serving.batch import Batch, batch_answer, decision_json, parse_batch, parse_lead, typed_leads
 from leadroute.serving.coalesce import Coalescer
 from leadroute.serving.crm import (
     Action,
@@ -454,7 +454,7 @@ def create_app(
             action=str(action),
         )
 
-    def decide_frame(leads: list[dict[str, Any]]) -> bytes:
+    def decide_frame(leads: list[dict[str, Any]] | Batch) -> bytes:
         """A batch as one replay (:mod:`leadroute.serving.batch`): the answer's body."""
         typed, rejects = typed_leads(leads)
         if rejects:
@@ -795,7 +795,14 @@ def create_app(
             return None  # the normal path validates again and answers 422 naming the fields
 
     fast = {"/v1/route": route_fast, "/v1/route/batch": route_batch_fast}
-    app.add_middleware(_Guard, max_body_bytes=max_body_bytes, metrics=metrics, fast=fast)
+    inner_stack = app.build_middleware_stack
+
+    def guarded_stack() -> ASGIApp:
+        # The guard goes outside FastAPI's own middleware (error pages, body limit, telemetry):
+        # a fast lane then skips four layers per request; everything else passes through them.
+        return _Guard(inner_stack(), max_body_bytes=max_body_bytes, metrics=metrics, fast=fast)
+
+    app.build_middleware_stack = guarded_stack  # type: ignore[method-assign]
     return app
 
 

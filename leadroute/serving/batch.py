@@ -22,9 +22,11 @@ goes the normal way, which answers with the field-by-field errors.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,6 +58,20 @@ _NUMBER_FIELDS = frozenset({"employees", "annual_revenue", "score"})
 _MAX_LEAD_ID = 200
 
 
+@dataclass(frozen=True)
+class Batch:
+    """The leads of a request and the same values column by column (each column as long as the
+    batch, ``None`` where a lead lacks the field)."""
+
+    leads: list[dict[str, Any]]
+    columns: dict[str, list[Any]]
+
+    @classmethod
+    def of(cls, leads: list[dict[str, Any]]) -> Batch:
+        names = dict.fromkeys(itertools.chain.from_iterable(leads))  # first-seen order, at C speed
+        return cls(leads, {name: [lead.get(name) for lead in leads] for name in names})
+
+
 def parse_lead(body: bytes) -> dict[str, Any] | None:
     """The lead of a ``POST /v1/route`` body, or None when it is anything ``LeadIn`` might
     refuse or read differently."""
@@ -63,12 +79,12 @@ def parse_lead(body: bytes) -> dict[str, Any] | None:
         lead = pydantic_core.from_json(body, allow_inf_nan=False)
     except ValueError:
         return None
-    if not isinstance(lead, dict) or not _plainly_valid(lead) or reserved_names([lead]):
+    if not isinstance(lead, dict) or not _plainly_valid({name: [value] for name, value in lead.items()}):
         return None
     return lead
 
 
-def parse_batch(body: bytes, max_leads: int = MAX_BATCH) -> list[dict[str, Any]] | None:
+def parse_batch(body: bytes, max_leads: int = MAX_BATCH) -> Batch | None:
     """The leads of a batch body, or None when it is anything ``BatchIn`` might refuse or read
     differently (not JSON, no ``leads`` list, too many, a field of the wrong type, a reserved name)."""
     try:
@@ -80,38 +96,44 @@ def parse_batch(body: bytes, max_leads: int = MAX_BATCH) -> list[dict[str, Any]]
     leads = parsed.get("leads")
     if not isinstance(leads, list) or not 1 <= len(leads) <= max_leads:
         return None
-    if not all(isinstance(lead, dict) and _plainly_valid(lead) for lead in leads):
+    if not all(type(lead) is dict for lead in leads):
         return None
-    if reserved_names(leads):
-        return None
-    return leads
+    batch = Batch.of(leads)
+    return batch if _plainly_valid(batch.columns) else None
 
 
-def _plainly_valid(lead: dict[str, Any]) -> bool:
-    lead_id = lead.get("lead_id")
-    if type(lead_id) is not str or not 1 <= len(lead_id) <= _MAX_LEAD_ID:
-        return False  # a numeric id is fine too, but rare: the normal path converts it
-    if type(lead.get("created_at")) is not str:
+def _plainly_valid(columns: Mapping[str, list[Any]]) -> bool:
+    """Whether every lead's fields have the types the request schema takes as they are (checked
+    a column at a time: the set of types in it)."""
+    if _RESERVED & columns.keys():
         return False
-    for name, value in lead.items():
-        if value is None or type(value) is str:
-            continue
-        if name in _TEXT_FIELDS:
-            return False
-        if name in _NUMBER_FIELDS and type(value) not in (int, float):
+    lead_ids, created = columns.get("lead_id"), columns.get("created_at")
+    if lead_ids is None or created is None or set(map(type, lead_ids)) != {str} or set(map(type, created)) != {str}:
+        return False  # a numeric id is fine too, but rare: the normal path converts it
+    if min(map(len, lead_ids)) < 1 or max(map(len, lead_ids)) > _MAX_LEAD_ID:
+        return False
+    for name in columns.keys() & (_TEXT_FIELDS | _NUMBER_FIELDS):
+        allowed = _TEXT_TYPES if name in _TEXT_FIELDS else _NUMBER_TYPES
+        if not set(map(type, columns[name])) <= allowed:
             return False
     return True
 
 
-def typed_leads(leads: Sequence[Mapping[str, Any]]) -> tuple[pl.DataFrame, list[Rejected]]:
+_RESERVED = frozenset({ROW_NUMBER, EXTRA})
+_TEXT_TYPES = frozenset({str, type(None)})
+_NUMBER_TYPES = frozenset({str, int, float, type(None)})
+
+
+def typed_leads(leads: Sequence[Mapping[str, Any]] | Batch) -> tuple[pl.DataFrame, list[Rejected]]:
     """Validate ``leads`` as one frame, exactly as ingest would: the typed leads in input order
     (extra attributes as text columns, the way replay reads them), and the rejects."""
-    reserved = reserved_names(leads)
+    batch = leads if isinstance(leads, Batch) else Batch.of([dict(lead) for lead in leads])
+    reserved = reserved_names(batch.leads)
     if reserved:
         return pl.DataFrame(), reserved
-    columns = list(dict.fromkeys(k for lead in leads for k in lead))
+    columns = list(batch.columns)
     raw = pl.DataFrame(
-        {c: _text_column([lead.get(c) for lead in leads]) for c in columns} | {ROW_NUMBER: range(len(leads))},
+        {c: _text_column(values) for c, values in batch.columns.items()} | {ROW_NUMBER: range(len(batch.leads))},
         schema={c: pl.String for c in columns} | {ROW_NUMBER: pl.Int64},
     )
     checked = validate("leads", raw)
@@ -126,7 +148,7 @@ def typed_leads(leads: Sequence[Mapping[str, Any]]) -> tuple[pl.DataFrame, list[
 
 
 def _text_column(values: list[Any]) -> list[Any]:
-    if all(v is None or type(v) is str for v in values):
+    if set(map(type, values)) <= _TEXT_TYPES:
         return values
     return [raw_text(v) for v in values]
 

@@ -85,7 +85,15 @@ class RoutingService:
         # Reps are shared by every arm: one day-load table (capacity) for all policy versions,
         # while each version keeps its own rotation (passes) over its own destinations.
         self.loads: dict[int, np.ndarray] = {}
+        # Called under the lock with what was just logged (a list of records, or a batch's frame):
+        # the SLA timer follows decisions this way instead of parsing the log back.
+        self.listeners: list[Callable[[list[dict[str, Any]] | pl.DataFrame], None]] = []
         self._lock = threading.Lock()
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while routing state changes and decisions are logged."""
+        return self._lock
 
     def _state(self, key: str) -> RoutingState:
         if key not in self.states:
@@ -98,6 +106,7 @@ class RoutingService:
             # Route and append under one lock, so the log's order is the order state changed in.
             records = self._decide(leads)
             ticket = self.log.append(records)
+            self._tell(records)
         self.log.sync(ticket)  # outside the lock: concurrent requests share one fsync
         return records
 
@@ -108,9 +117,15 @@ class RoutingService:
             return None
         try:
             records = self._decide(leads)
-            return records, self.log.append(records)
+            ticket = self.log.append(records)
+            self._tell(records)
+            return records, ticket
         finally:
             self._lock.release()
+
+    def _tell(self, logged: list[dict[str, Any]] | pl.DataFrame) -> None:
+        for listener in self.listeners:
+            listener(logged)
 
     def _decide(self, leads: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         deployment = self.deployment
@@ -201,6 +216,7 @@ class RoutingService:
             records = pl.concat(parts)
             lines = json_objects(records, [*RECORD_FIELDS, "replay_seed"], {"lead": "lead"})
             ticket = self.log.append_lines(("\n".join(lines) + "\n").encode())
+            self._tell(records)
         self.log.sync(ticket)  # outside the lock: concurrent requests share one fsync
         return records.sort("_input").drop("_input")
 

@@ -26,13 +26,15 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from leadroute.serving.log import JsonLog
 from leadroute.serving.metrics import Metrics
@@ -126,6 +128,12 @@ class SlaTimer:
         self._settled: set[str] = set()  # leads touched (or without an SLA): nothing more to do
         self._done: set[str] = set()  # "remind:<decision_id>", "alert:<kind>:<id>", "exhausted:<decision_id>"
         self._specs: dict[str, PolicySpec | None] = {}
+        self._with_sla: dict[tuple[Any, Any, Any], bool] = {}
+        # Leads owned per UTC day and rep from decisions without an SLA (not tracked as chains).
+        self._plain_loads: dict[date, dict[str, int]] = {}
+        # What the routing service logs, handed over in process once the timer runs (start): the
+        # decision log is read back only before that (and by a timer driven by hand).
+        self._feed: deque[list[dict[str, Any]] | pl.DataFrame] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,8 +143,17 @@ class SlaTimer:
     # -- the logs ---------------------------------------------------------------------------
 
     def _refresh(self) -> None:
-        for record in self._decisions.read():
-            self._add_decision(record)
+        if self._feed is None:
+            for record in self._decisions.read():
+                self._add_decision(record)
+        else:
+            while self._feed:
+                logged = self._feed.popleft()
+                if isinstance(logged, pl.DataFrame):
+                    self._add_frame(logged)
+                else:
+                    for record in logged:
+                        self._add_decision(record)
         for record in self._outcomes.read():
             at = _instant(record.get("occurred_at"))
             if record.get("lead_id") is not None and record.get("event") and at is not None:
@@ -145,14 +162,45 @@ class SlaTimer:
             if record.get("key"):
                 self._done.add(str(record["key"]))
 
+    def _add_frame(self, frame: pl.DataFrame) -> None:
+        """A batch's decisions: those under an SLA become chains; the rest only close the lead's
+        chain and count towards its rep's day (no record built for them)."""
+        columns = ("decision_id", "lead_id", "decided_at", "rep_id", "action", "policy", "policy_version", "rule")
+        for i, (decision_id, lead_id, decided_at, rep_id, action, policy, version, rule) in enumerate(
+            frame.select(columns).iter_rows()
+        ):
+            if self._has_sla(policy, version, rule):
+                record = frame.row(i, named=True)
+                self._add_decision(record | {"lead": json.loads(record["lead"])})
+            elif decision_id not in self._seen and lead_id is not None:
+                self._plain(str(lead_id), _instant(decided_at), rep_id, action)
+
+    def _has_sla(self, policy: Any, version: Any, rule: Any) -> bool:
+        key = (policy, version, rule)
+        if key not in self._with_sla:
+            spec = self._spec({"policy": policy, "policy_version": version})
+            self._with_sla[key] = spec is not None and spec.sla_for(rule) is not None
+        return self._with_sla[key]
+
+    def _plain(self, lead_id: str, at: datetime | None, rep_id: Any, action: Any) -> None:
+        """A routing decision without an SLA: it ends the lead's chain; its rep's day counts it."""
+        self._chains.pop(lead_id, None)
+        self._settled.discard(lead_id)
+        if at is not None and rep_id is not None and action != ESCALATE:
+            day = self._plain_loads.setdefault(at.date(), {})
+            day[str(rep_id)] = day.get(str(rep_id), 0) + 1
+
     def _add_decision(self, record: dict[str, Any]) -> None:
         decision_id, lead_id = str(record.get("decision_id")), record.get("lead_id")
         at = _instant(record.get("decided_at"))
         if decision_id in self._seen or lead_id is None or at is None:
             return
+        root = record.get("sla_root")
+        if root is None and not self._has_sla(record.get("policy"), record.get("policy_version"), record.get("rule")):
+            self._plain(str(lead_id), at, record.get("rep_id"), record.get("action"))
+            return
         self._seen.add(decision_id)
         hop = Hop(decision_id, at, record.get("rep_id"), str(record.get("team")), str(record.get("action")))
-        root = record.get("sla_root")
         if root is None:  # a routing decision starts (or restarts) the lead's chain
             self._chains[str(lead_id)] = _Chain(root=record, hops=[hop])
             self._settled.discard(str(lead_id))
@@ -195,7 +243,9 @@ class SlaTimer:
 
     def _loads(self, now: datetime) -> dict[str, int]:
         day = now.astimezone(UTC).date()
-        loads: dict[str, int] = {}
+        for old in [d for d in self._plain_loads if d < day - timedelta(days=1)]:
+            del self._plain_loads[old]
+        loads: dict[str, int] = dict(self._plain_loads.get(day, {}))
         for chain in self._chains.values():
             for hop in chain.hops:
                 if hop.rep_id is not None and hop.action != ESCALATE and hop.decided_at.astimezone(UTC).date() == day:
@@ -453,7 +503,14 @@ class SlaTimer:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self, interval_s: float = 15.0) -> None:
-        """Tick every ``interval_s`` on a daemon thread (the first tick at once)."""
+        """Tick every ``interval_s`` on a daemon thread (the first tick at once). From here on the
+        routing service hands its decisions over in process (read from the log up to now)."""
+        with self.service.lock:  # nothing is logged between reading the log and listening
+            with self._lock:
+                for record in self._decisions.read():
+                    self._add_decision(record)
+                self._feed = deque()
+            self.service.listeners.append(self._feed.append)
 
         def run() -> None:
             while True:
