@@ -118,6 +118,14 @@ class AssignmentMethod:
         eligible = np.zeros(n, dtype=np.int64)
         if n == 0 or x.pool.size == 0:
             return Segmented(rep, prob, eligible)
+        if n == 1:  # one lead (the endpoint): one segment, without the segmenting
+            load = state.load(int(x.day[0]))
+            remaining = x.capacity - load[x.pool] if x.respect_capacity else np.full(x.pool.size, UNLIMITED)
+            local, p, k = self.segment(key, x, 0, 1, x.mask[0] & (remaining > 0), remaining, state)
+            if local[0] >= 0:
+                rep[0] = x.pool[local[0]]
+                load[rep[0]] += 1
+            return Segmented(rep, np.asarray(p, dtype=np.float64), np.asarray(k, dtype=np.int64))
         change = np.ones(n, dtype=bool)
         change[1:] = (x.day[1:] != x.day[:-1]) | (x.mask[1:] != x.mask[:-1]).any(axis=1)
         starts = np.flatnonzero(change)
@@ -179,6 +187,14 @@ class StrideMethod(AssignmentMethod):
         out = np.full(m, -1, dtype=np.int64)
         if elig.size == 0:
             return out, np.ones(m), np.zeros(m, dtype=np.int64)
+        if m == 1:  # one lead (the endpoint): the lowest pass, ties to the first rep; same result
+            first = self.start(key, x, elig, state)
+            best = int(np.argmin(first))
+            counts = np.zeros(elig.size, dtype=np.int64)
+            counts[best] = 1
+            self.finish(key, x, elig, first, counts, np.flatnonzero(x.mask[a]), state)
+            out[0] = elig[best]
+            return out, np.ones(1), np.array([elig.size], dtype=np.int64)
         take = np.minimum(remaining[elig], m)
         first = self.start(key, x, elig, state)
         step = self.step(x, elig)

@@ -90,6 +90,11 @@ class Policy:
         self.rule_names = [r.name for r in spec.rules] + ["fallback"]
         self._conditions = [describe(r.when) for r in spec.rules] + ["no rule matched"]
         self._head_team = np.array([self._dests[h].team or ANY_TEAM for h in self._rule_head], dtype=object)
+        # The roster is fixed for the policy's life: each destination's reps, computed once.
+        self._pools = [roster.members(d.team, d.seniority, d.reps) for d in self._dests]
+        # One lead at a time: who is available in a destination only changes on whole minutes, and
+        # live leads arrive "now", so many share one (bounded; cleared when full).
+        self._available: dict[tuple[int, int], np.ndarray] = {}
 
     @property
     def destinations(self) -> list[Destination]:
@@ -193,7 +198,7 @@ class Policy:
             if self._kind(dest) != "sales":
                 final[pos] = d
                 continue
-            pool = self.roster.members(dest.team, dest.seniority, dest.reps)
+            pool = self._pools[d]
             mask = self.roster.available(created.gather(pos), pool, self.spec.availability)
             values = {f: _column(frame, f, pos) for f in self._fields(dest)}
             value = self._values(dest, frame[pos], pool)
@@ -310,8 +315,8 @@ class Policy:
             dest = self._dests[d]
             if self._kind(dest) != "sales":
                 return d, -1, 1.0, 0
-            pool = self.roster.members(dest.team, dest.seniority, dest.reps)
-            mask = self.roster.available_one(created, pool, self.spec.availability)[None, :]
+            pool = self._pools[d]
+            mask = self._available_one(d, created)[None, :]
             values = {f: [view.get(f)] for f in self._fields(dest)}
             value = self._values_one(dest, lead, pool) if dest.method == "best_fit" else None
             res = self._methods[d].assign(str(d), self._inputs(dest, pool, mask, values, day, value, draw), state)
@@ -320,6 +325,18 @@ class Policy:
             if self._next[d] == _END:
                 return d, -1, 1.0, 0
             d = self._next[d]
+
+    def _available_one(self, d: int, created: datetime) -> np.ndarray:
+        minute = int(created.timestamp() // 60)
+        key = (d, minute)
+        found = self._available.get(key)
+        if found is None:
+            if len(self._available) >= 4096:
+                self._available.clear()
+            found = self.roster.available_one(created, self._pools[d], self.spec.availability)
+            found.flags.writeable = False
+            self._available[key] = found
+        return found
 
     # -- shared pieces ----------------------------------------------------------------------
 
