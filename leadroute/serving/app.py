@@ -281,7 +281,15 @@ def create_app(
     roster = load_roster(settings)
     live: dict[str, Any] = {"scorer": load_scorer(settings) if use_model else None}
     deployment = build_deployment(settings, roster, live["scorer"], live_deployment(settings))
-    decision_log = JsonLog(settings.decision_log_dir, DECISIONS, fsync=fsync)
+    decision_log = JsonLog(
+        settings.decision_log_dir,
+        DECISIONS,
+        fsync=fsync,
+        # The disk's share of a decision's latency: every answer waits for one of these.
+        on_sync=lambda seconds: metrics.observe(
+            "leadroute_decision_log_fsync_seconds", "Time the decision log's fsyncs took.", seconds
+        ),
+    )
     durable = Durability(decision_log)
     service = RoutingService(settings, roster, deployment, decision_log)
     rebuilt = service.rebuild()

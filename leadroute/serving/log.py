@@ -17,7 +17,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -62,10 +62,20 @@ class JsonLog:
         prefix: the file name prefix (``decisions``, ``outcomes``).
         max_bytes: rotate when a file grows past this size.
         fsync: set False only in benchmarks that measure the cost of durability.
+        on_sync: told how long each fsync took (seconds), e.g. for a histogram in /metrics.
     """
 
-    def __init__(self, directory: Path, prefix: str, *, max_bytes: int = DEFAULT_MAX_BYTES, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        prefix: str,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        fsync: bool = True,
+        on_sync: Callable[[float], None] | None = None,
+    ) -> None:
         self.directory, self.prefix, self.max_bytes, self.fsync = directory, prefix, max_bytes, fsync
+        self.on_sync = on_sync
         directory.mkdir(parents=True, exist_ok=True)
         existing = log_files(directory, prefix)
         if existing:
@@ -105,7 +115,10 @@ class JsonLog:
             with self._write_lock:
                 target, handle = self._written, self._handle
             if handle is not None:
+                started = time.perf_counter()
                 os.fsync(handle.fileno())
+                if self.on_sync is not None:
+                    self.on_sync(time.perf_counter() - started)
             self._synced = target
 
     def synced(self, ticket: int) -> bool:
