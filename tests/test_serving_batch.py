@@ -221,3 +221,11 @@ def test_durability_wakes_every_waiter_after_one_shared_fsync(tmp_path: Path) ->
     durable.stop()
     log.close()
     assert [r["n"] for r in read_records(tmp_path, "decisions")] == list(range(40))
+
+
+def test_the_cheap_parsers_know_every_field_of_the_request_schema() -> None:
+    from leadroute.serving import batch
+
+    declared = set(LeadIn.model_fields)
+    assert batch._TEXT_FIELDS | batch._NUMBER_FIELDS | {"lead_id", "created_at"} == declared
+    assert not batch._TEXT_FIELDS & batch._NUMBER_FIELDS

@@ -428,8 +428,8 @@ def create_app(
         return settle(coalescer.decide(leads), batch, prefix)
 
     async def decide_async(leads: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Decide one request on the event loop (a few hundred µs of work, less than handing it to
-        a thread and back), then await its fsync, shared with every request waiting meanwhile."""
+        """Decide one request on the event loop (~0.1-0.2 ms of work, less than handing it to a
+        thread and back), then await its fsync, shared with every request waiting meanwhile."""
         rows, rejects = validate_indexed("leads", leads)
         if rejects:
             return settle(([], rejects), False, "leads")
@@ -774,10 +774,13 @@ def create_app(
             webhook_deliveries_handled=inbox.size(),
         )
 
+    def authorised(scope: Scope) -> bool:
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        return any_key(_bearer(header.decode("latin-1")))
+
     async def route_fast(scope: Scope, body: bytes) -> bytes | None:
         """``POST /v1/route`` for a valid lead with a valid key; None sends it the normal way."""
-        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        if not any_key(_bearer(header.decode("latin-1"))):
+        if not authorised(scope):
             return None
         lead = parse_lead(body)
         if lead is None:
@@ -791,8 +794,7 @@ def create_app(
     async def route_batch_fast(scope: Scope, body: bytes) -> bytes | None:
         """``POST /v1/route/batch`` with plainly valid leads and a valid key, as one replay; None
         sends it the normal way."""
-        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        if not any_key(_bearer(header.decode("latin-1"))):
+        if not authorised(scope):
             return None
         leads = parse_batch(body)
         if leads is None:

@@ -103,10 +103,7 @@ class RoutingService:
     def route(self, leads: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Decide every lead with one deployment; returns once the decisions are durable."""
         with self._lock:
-            # Route and append under one lock, so the log's order is the order state changed in.
-            records = self._decide(leads)
-            ticket = self.log.append(records)
-            self._tell(records)
+            records, ticket = self._decide_and_log(leads)
         self.log.sync(ticket)  # outside the lock: concurrent requests share one fsync
         return records
 
@@ -116,12 +113,16 @@ class RoutingService:
         if not self._lock.acquire(blocking=False):
             return None
         try:
-            records = self._decide(leads)
-            ticket = self.log.append(records)
-            self._tell(records)
-            return records, ticket
+            return self._decide_and_log(leads)
         finally:
             self._lock.release()
+
+    def _decide_and_log(self, leads: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        # Under the lock: routing and appending together keep the log in the order state changed in.
+        records = self._decide(leads)
+        ticket = self.log.append(records)
+        self._tell(records)
+        return records, ticket
 
     def _tell(self, logged: list[dict[str, Any]] | pl.DataFrame) -> None:
         for listener in self.listeners:
@@ -216,7 +217,7 @@ class RoutingService:
             records = pl.concat(parts)
             lines = json_objects(records, [*RECORD_FIELDS, "replay_seed"], {"lead": "lead"})
             ticket = self.log.append_lines(("\n".join(lines) + "\n").encode())
-            self._tell(records)
+            self._tell(records.drop("_input"))
         self.log.sync(ticket)  # outside the lock: concurrent requests share one fsync
         return records.sort("_input").drop("_input")
 
