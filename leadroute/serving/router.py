@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from leadroute.serving.batch import decision_ids, json_objects, lead_objects, typed_leads
-from leadroute.serving.deployment import Arm, Deployment
+from leadroute.serving.deployment import Deployment
 from leadroute.serving.log import JsonLog, read_records
 from leadroute.serving.records import jsonable
 from models.policy import Policy, PolicySpecError, Roster, RoutingState
@@ -171,30 +171,29 @@ class RoutingService:
 
         Returns:
             The logged records (:data:`RECORD_FIELDS`, ``replay_seed``, ``lead`` as JSON text)
-            in input order.
+            in input order (a batch without leads is refused before this).
         """
         deployment = self.deployment
         total_share = sum(a.share for a in deployment.arms)
-        indexed = leads.with_row_index("_input")
-        groups: list[tuple[Arm, pl.DataFrame]]
+        n = leads.height
         if len(deployment.arms) == 1:
-            groups = [(deployment.arms[0], indexed)]
+            groups = [(deployment.arms[0], np.arange(n))]
         else:
             number = {id(arm): i for i, arm in enumerate(deployment.arms)}
-            picked = np.fromiter(
-                (number[id(deployment.pick(str(i)))] for i in leads["lead_id"]), dtype=np.int64, count=leads.height
-            )
-            groups = [(arm, indexed.filter(pl.Series(picked == i))) for i, arm in enumerate(deployment.arms)]
+            picked = np.fromiter((number[id(deployment.pick(str(i)))] for i in leads["lead_id"]), np.int64, count=n)
+            groups = [(arm, np.flatnonzero(picked == i)) for i, arm in enumerate(deployment.arms)]
+        # Each arm's leads in the order replay routes them (it sorts the same way, stably): the
+        # log keeps that order. Positions, not extra columns: a permutation costs no polars pass.
+        stamps = leads["created_at"].to_numpy()
         now = datetime.now(UTC).isoformat()
-        parts = []
+        parts, positions = [], []
         with self._lock:
-            for arm, rows in groups:
-                if rows.is_empty():
+            for arm, index in groups:
+                if index.size == 0:
                     continue
+                order = index[np.argsort(stamps[index], kind="stable")]
+                typed = leads if np.array_equal(order, np.arange(n)) else leads[order]
                 seed = secrets.randbits(63)
-                # The order replay routes in (it sorts the same way): the log keeps this order.
-                ordered = rows.sort("created_at", maintain_order=True)
-                typed = ordered.drop("_input")
                 state = self._state(arm.key)
                 decided = arm.policy.replay(typed, rng=np.random.default_rng(seed), state=state).decisions
                 parts.append(
@@ -211,15 +210,20 @@ class RoutingService:
                         pl.lit(deployment.deployment_id, pl.Int64).alias("deployment_id"),
                         pl.lit(seed, pl.Int64).alias("replay_seed"),
                         lead_objects(typed.with_columns(decided["score"])),
-                        ordered["_input"],
                     )
                 )
-            records = pl.concat(parts)
+                positions.append(order)
+            records = pl.concat(parts) if len(parts) > 1 else parts[0]
             lines = json_objects(records, [*RECORD_FIELDS, "replay_seed"], {"lead": "lead"})
             ticket = self.log.append_lines(("\n".join(lines) + "\n").encode())
-            self._tell(records.drop("_input"))
+            self._tell(records)
         self.log.sync(ticket)  # outside the lock: concurrent requests share one fsync
-        return records.sort("_input").drop("_input")
+        routed = np.concatenate(positions)  # input position of each logged record
+        if np.array_equal(routed, np.arange(n)):
+            return records
+        inverse = np.empty(n, dtype=np.int64)
+        inverse[routed] = np.arange(n)
+        return records[inverse]
 
     def rebuild(self) -> Rebuilt:
         """Replay the decision log into fresh states (call before serving)."""

@@ -201,7 +201,7 @@ class Policy:
             pool = self._pools[d]
             mask = self.roster.available(created.gather(pos), pool, self.spec.availability)
             values = {f: _column(frame, f, pos) for f in self._fields(dest)}
-            value = self._values(dest, frame[pos], pool)
+            value = self._values(dest, frame[pos], pool) if dest.method == "best_fit" else None
             x = self._inputs(dest, pool, mask, values, day[pos], value, None if draw is None else draw[pos])
             res = self._methods[d].assign(str(d), x, state)
             got = res.rep >= 0
