@@ -106,6 +106,17 @@ def sample_leads(settings: Settings, n: int, offset: int = 0) -> list[dict[str, 
     return leads
 
 
+def metrics_once(client: httpx.Client, needle: str, tries: int = 100) -> str:
+    """``/metrics`` once it shows ``needle`` (or after ``tries`` looks 0.1 s apart)."""
+    text = ""
+    for _ in range(tries):
+        text = client.get("/metrics").text
+        if needle in text:
+            break
+        time.sleep(0.1)
+    return text
+
+
 @dataclass(frozen=True)
 class Again:
     """A logged decision and what the in-process policy decides for the same lead, state and seed."""

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from tests.serving_support import Server, api_key, demo_workspace
+from tests.serving_support import Server, api_key, demo_workspace, metrics_once
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -54,11 +54,7 @@ def test_a_failing_receiver_is_retried_and_counted(tmp_path: Path, receiver: str
             decision = client.post("/v1/route", json=hot).json()
             assert decision["reasons"]["notify"] is True
             # The receiver keeps the body before it answers: wait for the sender to count it too.
-            for _ in range(100):
-                metrics = client.get("/metrics").text
-                if "leadroute_notifications_sent_total 1" in metrics:
-                    break
-                threading.Event().wait(0.1)
+            metrics = metrics_once(client, "leadroute_notifications_sent_total 1")
     finally:
         server.stop()
     assert _Receiver.attempts == 3
@@ -98,11 +94,7 @@ def test_teams_gets_an_adaptive_card_and_throttling_is_retried(tmp_path: Path) -
         with httpx.Client(base_url=server.url, headers=headers, timeout=10.0) as client:
             hot = {"lead_id": "hot-t", "created_at": "2026-11-27T10:00:00Z", "score": 91, "company": "Acme <Ltd>"}
             decision = client.post("/v1/route", json=hot).json()
-            for _ in range(100):
-                metrics = client.get("/metrics").text
-                if "leadroute_notifications_sent_total 1" in metrics:
-                    break
-                threading.Event().wait(0.1)
+            metrics = metrics_once(client, "leadroute_notifications_sent_total 1")
     finally:
         server.stop()
         receiver.shutdown()

@@ -39,21 +39,18 @@ from models.canonical import ENTITIES, EXTRA, ROW_NUMBER, raw_text, validate
 _LEAD_FIELDS = ENTITIES["leads"].field_names
 # The request schema's fields (LeadIn) by what they take: text, or text/number; lead_id and
 # created_at are required.
-_TEXT_FIELDS = frozenset(
-    {
-        "email",
-        "company",
-        "account_id",
-        "industry",
-        "country",
-        "region",
-        "source",
-        "title",
-        "seniority",
-        "product_interest",
-    }
-)
-_NUMBER_FIELDS = frozenset({"employees", "annual_revenue", "score"})
+_TEXT_TYPES: frozenset[type] = frozenset({str, type(None)})
+_NUMBER_TYPES: frozenset[type] = frozenset({str, int, float, type(None)})
+# The request schema's optional fields (LeadIn) and the JSON types each takes as it is: text, or
+# text or a number; lead_id and created_at (required text) are checked on their own.
+_TYPES: dict[str, frozenset[type]] = {
+    **dict.fromkeys(
+        ("email", "company", "account_id", "industry", "country", "region", "source", "title", "seniority",
+         "product_interest"),
+        _TEXT_TYPES,
+    ),
+    **dict.fromkeys(("employees", "annual_revenue", "score"), _NUMBER_TYPES),
+}  # fmt: skip
 _MAX_LEAD_ID = 200
 
 
@@ -90,9 +87,7 @@ def _plainly_valid_one(lead: dict[str, Any]) -> bool:
         return False
     if _RESERVED & lead.keys():
         return False
-    for name in lead.keys() & (_TEXT_FIELDS | _NUMBER_FIELDS):
-        if type(lead[name]) not in (_TEXT_TYPES if name in _TEXT_FIELDS else _NUMBER_TYPES):
-            return False
+    return all(type(lead[name]) in _TYPES[name] for name in lead.keys() & _TYPES.keys())
     return True
 
 
@@ -124,16 +119,10 @@ def _plainly_valid(columns: Mapping[str, list[Any]]) -> bool:
         return False  # a numeric id is fine too, but rare: the normal path converts it
     if min(map(len, lead_ids)) < 1 or max(map(len, lead_ids)) > _MAX_LEAD_ID:
         return False
-    for name in columns.keys() & (_TEXT_FIELDS | _NUMBER_FIELDS):
-        allowed = _TEXT_TYPES if name in _TEXT_FIELDS else _NUMBER_TYPES
-        if not set(map(type, columns[name])) <= allowed:
-            return False
-    return True
+    return all(set(map(type, columns[name])) <= _TYPES[name] for name in columns.keys() & _TYPES.keys())
 
 
 _RESERVED = frozenset({ROW_NUMBER, EXTRA})
-_TEXT_TYPES = frozenset({str, type(None)})
-_NUMBER_TYPES = frozenset({str, int, float, type(None)})
 
 
 def typed_leads(leads: Sequence[Mapping[str, Any]] | Batch) -> tuple[pl.DataFrame, list[Rejected]]:
