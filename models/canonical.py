@@ -245,14 +245,13 @@ def validate(
     source = raw.lazy().with_row_index(position)
     plan = _typing_plan(entity, tuple(raw.schema.items()), position)
     texts = source.with_columns(plan.missing).select(plan.texts)
-    if raw.height > SERIES_PARSE_MIN_ROWS and plan.stamps:
-        # A large file: each format is tried only where the earlier ones failed (one column at a time).
+    if plan.stamps:
+        # Each format is tried only where the earlier ones failed (one column at a time): a
+        # coalesce would parse every value with all eleven formats.
+        parse = parse_timestamp_series if raw.height > SERIES_PARSE_MIN_ROWS else _parse_timestamp_few
         eager = texts.collect(engine="in-memory")
-        texts = eager.with_columns(
-            parse_timestamp_series(eager[_TEXT + name]).alias(_TEXT + name + "_ts") for name in plan.stamps
-        ).lazy()
-    else:
-        texts = texts.with_columns(plan.stamp_exprs)
+        stamps = [parse(eager[_TEXT + name]).alias(_TEXT + name + "_ts") for name in plan.stamps]
+        texts = eager.with_columns(stamps).lazy()
     typed = texts.with_columns(plan.values).select(plan.checks)
     typed = _apply_defaults(entity, typed, known)
     typed = _check_references(spec, typed, known)
@@ -283,7 +282,6 @@ class _TypingPlan:
     missing: list[pl.Expr]
     texts: list[pl.Expr]
     stamps: list[str]
-    stamp_exprs: list[pl.Expr]
     values: list[pl.Expr]
     checks: list[pl.Expr | str]
 
@@ -313,7 +311,6 @@ def _typing_plan(entity: EntityName, source: tuple[tuple[str, pl.DataType], ...]
         missing=[pl.lit(None, pl.String()).alias(f.name) for f in spec.fields if f.name not in dict(source)],
         texts=texts,
         stamps=stamps,
-        stamp_exprs=[parse_timestamp(pl.col(_TEXT + name)).alias(_TEXT + name + "_ts") for name in stamps],
         values=[_value(f).alias(f.name) for f in spec.fields],
         checks=[
             position,
@@ -459,9 +456,26 @@ _UTC_SUFFIX = r"(?:[Zz]|[+-]00:?00)$"
 
 def parse_timestamp(text: pl.Expr) -> pl.Expr:
     """Parse ISO 8601 text to UTC; a timestamp without an offset means UTC (SPEC)."""
+    return _coalesced(text.str.replace(_UTC_SUFFIX, ""))
+
+
+def _coalesced(normalised: pl.Expr) -> pl.Expr:
+    return pl.coalesce([_parse_with(normalised, fmt) for fmt in _ZONED_FORMATS + _NAIVE_FORMATS])
+
+
+def _parse_timestamp_few(text: pl.Series) -> pl.Series:
+    """:func:`parse_timestamp` for a few values (an API batch): the first plain format, then
+    every format for the values it did not parse, if any. The formats exclude each other (a
+    value the first one reads has no offset, which every zoned format needs), so the result is
+    the same; the usual batch pays for one format, not eleven."""
     normalised = text.str.replace(_UTC_SUFFIX, "")
-    candidates = [_parse_with(normalised, fmt) for fmt in _ZONED_FORMATS + _NAIVE_FORMATS]
-    return pl.coalesce(candidates)
+    parsed = normalised.str.to_datetime(_NAIVE_FORMATS[0], strict=False, time_unit="us").dt.replace_time_zone("UTC")
+    pending = parsed.is_null() & normalised.is_not_null()
+    if not pending.any():
+        return parsed.alias(text.name)
+    index = pending.arg_true()
+    rest = normalised.gather(index).to_frame("t").select(_coalesced(pl.col("t"))).to_series()
+    return parsed.scatter(index, rest).alias(text.name)
 
 
 def parse_timestamp_series(text: pl.Series) -> pl.Series:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import polars as pl
 import pytest
@@ -13,6 +13,7 @@ from models.canonical import (
     ENTITIES,
     ROW_NUMBER,
     MissingColumnsError,
+    _parse_timestamp_few,
     parse_timestamp,
     parse_timestamp_series,
     validate,
@@ -75,6 +76,31 @@ def test_mixed_timestamp_formats_in_one_column_all_parse() -> None:
     expected = pl.DataFrame({"t": texts}).select(parse_timestamp(pl.col("t"))).to_series()
     assert parsed.to_list() == expected.to_list()
     assert parsed.null_count() == 2
+
+
+_STAMP_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M", "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S+00:00", "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%d %H:%M%z", "%d/%m/%Y",
+)  # fmt: skip
+_stamp_texts = st.one_of(
+    st.none(),
+    st.text(alphabet="0123456789-:T +Z.z", max_size=30),
+    st.builds(
+        lambda moment, fmt, zone: moment.replace(tzinfo=zone).strftime(fmt),
+        st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1)),
+        st.sampled_from(_STAMP_FORMATS),
+        st.sampled_from([UTC, *(timezone(timedelta(minutes=m)) for m in (-330, -60, 60, 345))]),
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_stamp_texts, min_size=1, max_size=20))
+def test_the_cheap_timestamp_parse_of_a_batch_reads_what_every_format_reads(texts: list[str | None]) -> None:
+    # The first plain format, then all formats for the rest: the same as trying every format.
+    series = pl.Series("t", texts, dtype=pl.String)
+    expected = series.to_frame().select(parse_timestamp(pl.col("t"))).to_series()
+    assert _parse_timestamp_few(series).equals(expected, check_dtypes=True, check_names=False)
 
 
 def test_outcome_events_are_an_enumeration_and_leads_must_exist() -> None:

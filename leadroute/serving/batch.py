@@ -149,8 +149,11 @@ def typed_leads(leads: Sequence[Mapping[str, Any]] | Batch) -> tuple[pl.DataFram
 
 
 def _text_column(values: list[Any]) -> list[Any]:
-    if set(map(type, values)) <= _TEXT_TYPES:
+    types = set(map(type, values))
+    if types <= _TEXT_TYPES:
         return values
+    if types == {int} or types == {float}:  # a number column: its text is str() of each (raw_text's)
+        return list(map(str, values))
     return [raw_text(v) for v in values]
 
 
@@ -182,7 +185,7 @@ def iso_text(column: str) -> pl.Expr:
     )
 
 
-def json_objects(frame: pl.DataFrame, columns: Sequence[str], raw: Mapping[str, str]) -> pl.Series:
+def json_object(columns: Sequence[str], raw: Mapping[str, str]) -> pl.Expr:
     """One JSON object per row: ``columns`` encoded by polars, then each ``raw`` key with the
     row's text of that column spliced in as JSON that is already encoded."""
     encoded = pl.struct(list(columns)).struct.json_encode()
@@ -190,15 +193,14 @@ def json_objects(frame: pl.DataFrame, columns: Sequence[str], raw: Mapping[str, 
     for key, column in raw.items():
         parts += [pl.lit(f',"{key}":'), pl.col(column)]
     parts.append(pl.lit("}"))
-    return frame.select(pl.concat_str(parts).alias("json")).to_series()
+    return pl.concat_str(parts)
 
 
-def lead_objects(leads: pl.DataFrame) -> pl.Series:
-    """Each typed lead as the JSON object the decision log keeps (timestamps as ISO text)."""
-    stamps = [c for c, dtype in leads.schema.items() if isinstance(dtype, pl.Datetime)]
-    return leads.with_columns(iso_text(c) for c in stamps).select(
-        pl.struct(pl.all()).struct.json_encode().alias("lead")
-    )["lead"]
+def lead_object(schema: pl.Schema) -> pl.Expr:
+    """Each typed lead (a frame of ``schema``) as the JSON object the decision log keeps
+    (timestamps as ISO text)."""
+    stamps = {c for c, dtype in schema.items() if isinstance(dtype, pl.Datetime)}
+    return pl.struct([iso_text(c) if c in stamps else pl.col(c) for c in schema]).struct.json_encode()
 
 
 #: What the answer says of each decision (``reasons`` follows, as an object).
@@ -210,8 +212,9 @@ ANSWER_FIELDS = (
 
 def batch_answer(records: pl.DataFrame) -> bytes:
     """The ``BatchOut`` body for decided records (in the order given)."""
-    objects = json_objects(records, ANSWER_FIELDS, {"reasons": "reasons"})
-    return b'{"decisions":[' + ",".join(objects).encode() + b"]}"
+    objects = records.select(json_object(ANSWER_FIELDS, {"reasons": "reasons"})).to_series()
+    joined: str = objects.str.join(",").item()
+    return b'{"decisions":[' + joined.encode() + b"]}"
 
 
 def decision_json(record: Mapping[str, Any]) -> bytes:

@@ -23,7 +23,7 @@ from typing import Any, cast
 import numpy as np
 import polars as pl
 
-from leadroute.serving.batch import decision_ids, json_objects, lead_objects, typed_leads
+from leadroute.serving.batch import decision_ids, json_object, lead_object, typed_leads
 from leadroute.serving.deployment import Deployment
 from leadroute.serving.log import JsonLog, read_records
 from leadroute.serving.records import jsonable
@@ -196,26 +196,32 @@ class RoutingService:
                 seed = secrets.randbits(63)
                 state = self._state(arm.key)
                 decided = arm.policy.replay(typed, rng=np.random.default_rng(seed), state=state).decisions
-                parts.append(
-                    decided.select(
-                        decision_ids(decided.height),
-                        pl.lit(now).alias("decided_at"),
-                        *("lead_id", "team", "rep_id", "action", "score"),
-                        pl.lit(arm.policy.spec.name).alias("policy"),
-                        pl.lit(arm.policy.version, pl.Int64).alias("policy_version"),
-                        pl.lit(deployment.experiment, pl.String).alias("experiment"),
-                        pl.lit(arm.label, pl.String).alias("arm"),
-                        pl.col("propensity") * (arm.share / total_share),
-                        *("reasons", "rule", "method", "notify"),
-                        pl.lit(deployment.deployment_id, pl.Int64).alias("deployment_id"),
-                        pl.lit(seed, pl.Int64).alias("replay_seed"),
-                        lead_objects(typed.with_columns(decided["score"])),
-                    )
+                # The lead as routed, with the score used (replay keeps the order it is given).
+                lead = typed.lazy().with_columns(pl.lit(decided["score"]))
+                record = decided.lazy().select(
+                    pl.lit(decision_ids(decided.height)),
+                    pl.lit(now).alias("decided_at"),
+                    *("lead_id", "team", "rep_id", "action", "score"),
+                    pl.lit(arm.policy.spec.name).alias("policy"),
+                    pl.lit(arm.policy.version, pl.Int64).alias("policy_version"),
+                    pl.lit(deployment.experiment, pl.String).alias("experiment"),
+                    pl.lit(arm.label, pl.String).alias("arm"),
+                    pl.col("propensity") * (arm.share / total_share),
+                    *("reasons", "rule", "method", "notify"),
+                    pl.lit(deployment.deployment_id, pl.Int64).alias("deployment_id"),
+                    pl.lit(seed, pl.Int64).alias("replay_seed"),
                 )
+                lead_json = lead.select(lead_object(lead.collect_schema()).alias("lead"))
+                parts.append(pl.concat([record, lead_json], how="horizontal"))
                 positions.append(order)
-            records = pl.concat(parts) if len(parts) > 1 else parts[0]
-            lines = json_objects(records, [*RECORD_FIELDS, "replay_seed"], {"lead": "lead"})
-            ticket = self.log.append_lines(("\n".join(lines) + "\n").encode())
+            # The records and their log lines as one plan: each eager step has a fixed cost.
+            logged = (
+                (pl.concat(parts) if len(parts) > 1 else parts[0])
+                .with_columns(json_object([*RECORD_FIELDS, "replay_seed"], {"lead": "lead"}).alias("_line"))
+                .collect(engine="in-memory")
+            )
+            records = logged.drop("_line")
+            ticket = self.log.append_lines((logged["_line"].str.join("\n").item() + "\n").encode())
             self._tell(records)
         self.log.sync(ticket)  # outside the lock: concurrent requests share one fsync
         routed = np.concatenate(positions)  # input position of each logged record

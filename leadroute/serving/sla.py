@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -164,7 +164,11 @@ class SlaTimer:
 
     def _add_frame(self, frame: pl.DataFrame) -> None:
         """A batch's decisions: those under an SLA become chains; the rest only close the lead's
-        chain and count towards its rep's day (no record built for them)."""
+        chain and count towards its rep's day."""
+        keys = set(zip(*(frame[c].to_list() for c in ("policy", "policy_version", "rule")), strict=True))
+        if not any(self._has_sla(*key) for key in keys):
+            self._add_plain_frame(frame)
+            return
         columns = ("decision_id", "lead_id", "decided_at", "rep_id", "action", "policy", "policy_version", "rule")
         for i, (decision_id, lead_id, decided_at, rep_id, action, policy, version, rule) in enumerate(
             frame.select(columns).iter_rows()
@@ -174,6 +178,27 @@ class SlaTimer:
                 self._add_decision(record | {"lead": json.loads(record["lead"])})
             elif decision_id not in self._seen and lead_id is not None:
                 self._plain(str(lead_id), _instant(decided_at), rep_id, action)
+
+    def _add_plain_frame(self, frame: pl.DataFrame) -> None:
+        """:meth:`_plain` for a batch none of whose decisions is under an SLA, counted per rep
+        and instant (a batch's decision ids are new: none is among those seen)."""
+        lead_ids = frame["lead_id"].to_list()
+        if self._chains or self._settled:
+            for lead_id in {str(i) for i in lead_ids if i is not None} & (self._chains.keys() | self._settled):
+                self._chains.pop(lead_id, None)
+                self._settled.discard(lead_id)
+        owned = Counter(
+            (decided_at, rep_id)
+            for lead_id, decided_at, rep_id, action in zip(
+                lead_ids, *(frame[c].to_list() for c in ("decided_at", "rep_id", "action")), strict=True
+            )
+            if lead_id is not None and rep_id is not None and action != ESCALATE
+        )
+        for (decided_at, rep_id), n in owned.items():
+            at = _instant(decided_at)
+            if at is not None:
+                day = self._plain_loads.setdefault(at.date(), {})
+                day[str(rep_id)] = day.get(str(rep_id), 0) + n
 
     def _has_sla(self, policy: Any, version: Any, rule: Any) -> bool:
         key = (policy, version, rule)

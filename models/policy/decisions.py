@@ -35,51 +35,52 @@ def decisions_frame(
     """Decisions as a frame, built with gathers over small lookup tables (no per-lead Python)."""
     dests, r = policy.destinations, policy.roster
 
-    def lookup(values: list[Any], index: np.ndarray, dtype: Any = pl.String) -> pl.Series:
-        return pl.Series(values, dtype=dtype).gather(index)
-
     # A lead's fallback note depends only on (first destination, final destination).
     size = len(dests)
     keys, note_code = np.unique(head * size + final, return_inverse=True)
     path_note = [policy.path_note(int(k) // size, int(k) % size) for k in keys]
-    has_rep = pl.Series(rep >= 0)
-    rep_index = np.maximum(rep, 0)
     frame = pl.DataFrame(
         {
             "lead_id": leads["lead_id"].cast(pl.String),
             "created_at": leads["created_at"],
-            "_has_rep": has_rep,
-            "_dest_team": lookup([d.team for d in dests], final),
-            "_rep_team": lookup(r.team.tolist() or [None], rep_index),
-            "_rep_id": lookup(r.rep_id.tolist() or [None], rep_index),
+            "_has_rep": rep >= 0,
+            "_final": final,
+            "_rule": rule,
+            "_rep": np.maximum(rep, 0),
+            "_note": note_code.reshape(-1),
             "propensity": propensity.astype(np.float64),
             "score": leads["score"].cast(pl.Float64),
-            "rule": lookup(policy.rule_names, rule),
-            "_method": lookup([d.method for d in dests], final),
-            # JSON-encoded once per lookup value (json.dumps, as Policy.route_one does for one
-            # lead), so both paths write the very same reasons text.
-            "_rule_js": lookup(_js(policy.rule_names), rule),
-            "_condition_js": lookup(_js(policy.conditions), rule),
-            "_method_js": lookup(_js([d.method for d in dests]), final),
-            "_words_js": lookup(_js([m.words for m in policy.methods]), final),
-            "_fallback_js": lookup(_js(path_note or [""]), note_code.reshape(-1)),
             "eligible_reps": eligible,
             "explored": explored,
-            "notify": lookup([d.notify for d in dests], final, pl.Boolean),
         }
     )
+
+    def lookup(values: list[Any], index: str, dtype: Any = pl.String) -> pl.Expr:
+        return pl.lit(pl.Series(values, dtype=dtype)).gather(pl.col(index))
+
     kinds = {t: k for t, k in r.teams.items()}
-    # One lazy plan from here: each eager step has a fixed cost that a batch of a few hundred
-    # leads (the endpoint's) would notice.
-    lazy = (
-        frame.lazy()
-        .with_columns(
-            pl.when("_has_rep").then("_rep_team").otherwise("_dest_team").alias("team"),
-            pl.when("_has_rep").then("_rep_id").otherwise(None).alias("rep_id"),
-            pl.when("_has_rep").then("_method").otherwise(None).alias("method"),
-        )
-        .with_columns(pl.col("team").replace_strict(kinds, default="unknown", return_dtype=pl.String).alias("_kind"))
+    # One lazy plan from here, lookups included: each eager step has a fixed cost that a batch
+    # of a few hundred leads (the endpoint's) would notice.
+    lazy = frame.lazy().with_columns(
+        lookup([d.team for d in dests], "_final").alias("_dest_team"),
+        lookup(r.team.tolist() or [None], "_rep").alias("_rep_team"),
+        lookup(r.rep_id.tolist() or [None], "_rep").alias("_rep_id"),
+        lookup(policy.rule_names, "_rule").alias("rule"),
+        lookup([d.method for d in dests], "_final").alias("_method"),
+        # JSON-encoded once per lookup value (json.dumps, as Policy.route_one does for one
+        # lead), so both paths write the very same reasons text.
+        lookup(_js(policy.rule_names), "_rule").alias("_rule_js"),
+        lookup(_js(policy.conditions), "_rule").alias("_condition_js"),
+        lookup(_js([d.method for d in dests]), "_final").alias("_method_js"),
+        lookup(_js([m.words for m in policy.methods]), "_final").alias("_words_js"),
+        lookup(_js(path_note or [""]), "_note").alias("_fallback_js"),
+        lookup([d.notify for d in dests], "_final", pl.Boolean).alias("notify"),
     )
+    lazy = lazy.with_columns(
+        pl.when("_has_rep").then("_rep_team").otherwise("_dest_team").alias("team"),
+        pl.when("_has_rep").then("_rep_id").otherwise(None).alias("rep_id"),
+        pl.when("_has_rep").then("_method").otherwise(None).alias("method"),
+    ).with_columns(pl.col("team").replace_strict(kinds, default="unknown", return_dtype=pl.String).alias("_kind"))
     lazy = lazy.with_columns(
         pl.when(pl.col("_kind") != "sales")
         .then("_kind")
