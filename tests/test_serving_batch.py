@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -223,6 +224,19 @@ def test_durability_wakes_every_waiter_after_one_shared_fsync(tmp_path: Path) ->
     durable.stop()
     log.close()
     assert [r["n"] for r in read_records(tmp_path, "decisions")] == list(range(40))
+
+
+def test_a_column_of_encoded_records_is_logged_as_it_is(tmp_path: Path) -> None:
+    records = [{"n": 1, "text": 'a, "quoted"\nline'}, {"n": 2, "text": "é ✓ \\ ,;"}, {"n": 3, "text": ""}]
+    log = JsonLog(tmp_path, "decisions", fsync=False, max_bytes=10_000)
+    log.append([{"n": 0}])
+    log.append_encoded(pl.Series([json.dumps(r, ensure_ascii=False) for r in records]))
+    with pytest.raises(ValueError, match="missing"):
+        log.append_encoded(pl.Series(['{"n": 9}', None]))
+    log.close()
+    assert list(read_records(tmp_path, "decisions")) == [{"n": 0}, *records]
+    (file,) = tmp_path.glob("decisions-*.jsonl")
+    assert file.stat().st_size == log._size  # the rotation's count of bytes is exact
 
 
 def test_the_cheap_parsers_know_every_field_of_the_request_schema() -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
 
 from leadroute.serving import Arm, Deployment, JsonLog, load_keys, log_files, read_records
 from leadroute.serving.metrics import Metrics
+from leadroute.serving.router import _RandomIds
 from models.policy import Policy, Roster, parse_policy
 
 
@@ -69,3 +71,10 @@ def test_metrics_text_has_counters_and_a_cumulative_histogram() -> None:
     assert 'leadroute_request_duration_seconds_bucket{route="/v1/route",le="0.0025"} 1' in text
     assert 'leadroute_request_duration_seconds_bucket{route="/v1/route",le="+Inf"} 3' in text
     assert 'leadroute_request_duration_seconds_count{route="/v1/route"} 3' in text
+
+
+def test_decision_ids_are_distinct_version_4_uuids_across_refills() -> None:
+    ids = _RandomIds(chunk=64)  # four ids a read: the test crosses many refills
+    drawn = [ids.next() for _ in range(1000)]
+    assert len(set(drawn)) == 1000
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in drawn)

@@ -95,6 +95,7 @@ class Policy:
         # One lead at a time: who is available in a destination only changes on whole minutes, and
         # live leads arrive "now", so many share one (bounded; cleared when full).
         self._available: dict[tuple[int, int], np.ndarray] = {}
+        self._matchers: dict[tuple[tuple[str, pl.DataType], ...], pl.Expr] = {}  # per leads schema
 
     @property
     def destinations(self) -> list[Destination]:
@@ -136,13 +137,18 @@ class Policy:
         """Index of the first matching rule per lead (``len(rules)`` = the fallback); leads must be scored."""
         if not self.spec.rules:
             return np.full(leads.height, 0, dtype=np.int64)
-        schema = dict(leads.schema)
-        expr: Any = pl
-        for i, rule in enumerate(self.spec.rules):
-            expr = expr.when(compile_condition(rule.when, schema)).then(pl.lit(i, pl.Int64))
+        schema = tuple(leads.schema.items())
+        expr = self._matchers.get(schema)
+        if expr is None:  # building the expressions costs as much as running them on a batch
+            chain: Any = pl
+            for i, rule in enumerate(self.spec.rules):
+                chain = chain.when(compile_condition(rule.when, dict(schema))).then(pl.lit(i, pl.Int64))
+            expr = chain.otherwise(pl.lit(len(self.spec.rules), pl.Int64)).alias("_rule")
+            if len(self._matchers) >= 64:
+                self._matchers.clear()
+            self._matchers[schema] = expr
         # with_columns broadcasts a constant condition (a rule without `when`) to every lead.
-        chosen = leads.with_columns(expr.otherwise(pl.lit(len(self.spec.rules), pl.Int64)).alias("_rule"))
-        return np.asarray(chosen["_rule"].to_numpy())
+        return np.asarray(leads.with_columns(expr)["_rule"].to_numpy())
 
     def match_one(self, lead: Mapping[str, Any]) -> int:
         """The same as :meth:`match` for one lead (a mapping that includes ``score``)."""
@@ -175,7 +181,9 @@ class Policy:
 
     def replay(self, leads: pl.DataFrame, *, rng: np.random.Generator, state: RoutingState | None = None) -> Replay:
         """Route ``leads`` in time order (``created_at``, ties by input order), honouring state."""
-        frame = self.scored(leads).sort("created_at", maintain_order=True)
+        frame = self.scored(leads)
+        if not frame["created_at"].is_sorted():  # the endpoint's batches come sorted
+            frame = frame.sort("created_at", maintain_order=True)
         n = frame.height
         state = state or RoutingState(self.roster.size)
         rule = self.match(frame)
