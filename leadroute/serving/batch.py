@@ -72,7 +72,7 @@ def parse_lead(body: bytes) -> dict[str, Any] | None:
     """The lead of a ``POST /v1/route`` body, or None when it is anything ``LeadIn`` might
     refuse or read differently."""
     try:
-        lead = pydantic_core.from_json(body, allow_inf_nan=False)
+        lead = pydantic_core.from_json(body, allow_inf_nan=False, cache_strings="keys")
     except ValueError:
         return None
     if type(lead) is not dict or not _plainly_valid_one(lead):
@@ -94,8 +94,8 @@ def _plainly_valid_one(lead: dict[str, Any]) -> bool:
 def parse_batch(body: bytes, max_leads: int = MAX_BATCH) -> Batch | None:
     """The leads of a batch body, or None when it is anything ``BatchIn`` might refuse or read
     differently (not JSON, no ``leads`` list, too many, a field of the wrong type, a reserved name)."""
-    try:
-        parsed = pydantic_core.from_json(body, allow_inf_nan=False)
+    try:  # only keys are cached: values (ids, timestamps) are mostly unique, caching them costs
+        parsed = pydantic_core.from_json(body, allow_inf_nan=False, cache_strings="keys")
     except ValueError:
         return None
     if not isinstance(parsed, dict):

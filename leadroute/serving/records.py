@@ -81,7 +81,8 @@ def _validate_each(
     check_columns(entity, columns)  # a request without a required field is refused whole, as a file is
     rows, rejects = [], []
     for index, record in enumerate(records):
-        row, reason = validate_record(entity, {c: raw_text(record.get(c)) for c in columns}, unpack_extra=True)
+        raw = {c: v if type(v := record.get(c)) is str else raw_text(v) for c in columns}  # text as it is
+        row, reason = validate_record(entity, raw, unpack_extra=True)
         if row is None:
             rejects.append(Rejected(index, str(reason)))
         else:
