@@ -94,7 +94,7 @@ def _plainly_valid_one(lead: dict[str, Any]) -> bool:
 def parse_batch(body: bytes, max_leads: int = MAX_BATCH) -> Batch | None:
     """The leads of a batch body, or None when it is anything ``BatchIn`` might refuse or read
     differently (not JSON, no ``leads`` list, too many, a field of the wrong type, a reserved name)."""
-    try:  # only keys are cached: values (ids, timestamps) are mostly unique, caching them costs
+    try:  # keys only: values (ids, timestamps) are mostly unique, and caching them costs time
         parsed = pydantic_core.from_json(body, allow_inf_nan=False, cache_strings="keys")
     except ValueError:
         return None

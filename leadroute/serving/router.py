@@ -44,7 +44,7 @@ RECORD_FIELDS = (
 class _RandomIds:
     """Version-4 UUIDs from the OS's random bytes, read 16 KiB at a time: one ``getrandom``
     call costs ~14 µs on a small VM, as much as validating a lead, and ``uuid.uuid4`` makes
-    one per id. The ids are the same: 122 random bits from the OS generator each."""
+    one per id. The ids are as random: 122 bits from the OS generator each."""
 
     def __init__(self, chunk: int = 16 * 1024) -> None:
         self._chunk, self._lock = chunk, threading.Lock()
@@ -237,14 +237,12 @@ class RoutingService:
                 parts.append(pl.concat([record, lead_json], how="horizontal"))
                 positions.append(order)
             # The records and their log lines as one plan: each eager step has a fixed cost.
-            logged = (
+            records = (
                 (pl.concat(parts) if len(parts) > 1 else parts[0])
                 .with_columns(json_object([*RECORD_FIELDS, "replay_seed"], {"lead": "lead"}).alias("_line"))
                 .collect(engine="in-memory")
             )
-            lines = logged.drop_in_place("_line")
-            records = logged
-            ticket = self.log.append_encoded(lines)
+            ticket = self.log.append_encoded(records.drop_in_place("_line"))
             self._tell(records)
         self.log.sync(ticket)  # outside the lock: concurrent requests share one fsync
         routed = np.concatenate(positions)  # input position of each logged record
