@@ -265,3 +265,33 @@ def test_distribution_one_is_complete_and_does_not_touch_the_state() -> None:
     # Both seats of team t are taken: whoever intends t now falls back to u (C).
     dist = dict(((t, rep), p) for t, rep, p in policy.distribution_one(lead, state))
     assert dist == {("u", "C"): pytest.approx(0.9), ("nurture", None): pytest.approx(0.1)}
+
+
+@pytest.mark.parametrize("working_hours", [True, False])
+def test_availability_per_instant_in_python_equals_the_polars_pass(
+    working_hours: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Few distinct instants go through available_one (zoneinfo), many through polars: the same
+    # answer either way, across zones with DST changes, absences and working hours.
+    from models.policy import roster as roster_module
+    from models.policy.spec import Availability
+
+    zones = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney", "America/Sao_Paulo"]
+    team = roster(
+        [(f"R{i}", "t", 5, 1.0) for i in range(6)],
+        absences=[("R1", date(2026, 3, 28), date(2026, 3, 30)), ("R4", date(2026, 10, 4), date(2026, 10, 5))],
+        timezone=zones,
+        working_hours=["09:00-17:00", "08:30-16:30", "10:00-18:00", None, "07:00-15:00", "12:00-20:00"],
+    )
+    rng = np.random.default_rng(3)
+    starts = [datetime(2026, 3, 27, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC)]  # both sides of DST changes
+    stamps = [s + timedelta(minutes=int(m)) for s in starts for m in rng.integers(0, 6 * 24 * 60, 150)]
+    created = pl.Series("created_at", stamps, dtype=pl.Datetime("us", "UTC"))
+    rules = Availability(absences=True, working_hours=working_hours)
+    reps = np.arange(6)
+    monkeypatch.setattr(roster_module, "PYTHON_CELLS", 0)
+    by_polars = team.available(created, reps, rules)
+    monkeypatch.setattr(roster_module, "PYTHON_CELLS", 10**9)
+    by_python = team.available(created, reps, rules)
+    assert by_polars.any() and not by_polars.all()
+    np.testing.assert_array_equal(by_python, by_polars)

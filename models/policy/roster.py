@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -144,6 +144,11 @@ class Roster:
         step_us = 60_000_000 if rules.working_hours else 900_000_000
         micros = _utc(created_at).dt.epoch("us").to_numpy() // step_us
         instants, inverse = np.unique(micros, return_inverse=True)
+        if instants.size * reps.size <= PYTHON_CELLS:  # a few instants: zoneinfo beats a polars pass
+            rows = [
+                self.available_one(_EPOCH + timedelta(microseconds=int(i) * step_us), reps, rules) for i in instants
+            ]
+            return np.asarray(np.stack(rows)[inverse.reshape(-1)], dtype=bool)
         utc = pl.Series(instants * step_us).cast(pl.Datetime("us", "UTC"))
         distinct = np.broadcast_to(self.active[reps], (instants.size, reps.size)).copy()
         zones = sorted({self.timezone[r] for r in reps})
@@ -207,6 +212,10 @@ class Roster:
 
 
 _DAY_US = 86_400_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Up to this many (instant, rep) pairs, :meth:`Roster.available` asks :meth:`Roster.available_one`
+#: per distinct instant (the same rules, in Python) instead of a polars pass per time zone.
+PYTHON_CELLS = 256
 
 
 def utc_day(created_at: pl.Series) -> np.ndarray:
