@@ -80,7 +80,8 @@ def test_mixed_timestamp_formats_in_one_column_all_parse() -> None:
 
 _STAMP_FORMATS = (
     "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M", "%Y-%m-%d",
-    "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S+00:00", "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%d %H:%M%z", "%d/%m/%Y",
+    "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S+00:00", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z",
+    "%Y-%m-%d %H:%M%z", "%d/%m/%Y",
 )  # fmt: skip
 _stamp_texts = st.one_of(
     st.none(),
