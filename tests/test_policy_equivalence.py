@@ -172,3 +172,21 @@ def test_replay_and_one_at_a_time_routing_decide_the_same(
     )
     assert [d.propensity for d in one] == batch["propensity"].to_list()
     assert [d.reasons for d in one] == batch["reasons"].to_list()
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),  # reasons hold no floats (written differently)
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_values)
+def test_the_reasons_encoder_writes_what_json_dumps_writes(value: object) -> None:
+    # Reasons are written by compact_json on both paths; it must still be json.dumps's text.
+    import json
+
+    from models.policy.decisions import compact_json
+
+    assert compact_json(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -10,7 +10,7 @@ import pytest
 
 from leadroute.serving import Arm, Deployment, JsonLog, load_keys, log_files, read_records
 from leadroute.serving.metrics import Metrics
-from leadroute.serving.router import _RandomIds
+from leadroute.serving.router import _RandomIds, decision_seed
 from models.policy import Policy, Roster, parse_policy
 
 
@@ -76,5 +76,8 @@ def test_metrics_text_has_counters_and_a_cumulative_histogram() -> None:
 def test_decision_ids_are_distinct_version_4_uuids_across_refills() -> None:
     ids = _RandomIds(chunk=64)  # four ids a read: the test crosses many refills
     drawn = [ids.next() for _ in range(1000)]
-    assert len(set(drawn)) == 1000
-    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in drawn)
+    assert len({text for text, _ in drawn}) == 1000
+    for text, seed in drawn:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert seed == decision_seed(text)

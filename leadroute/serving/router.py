@@ -50,13 +50,17 @@ class _RandomIds:
         self._chunk, self._lock = chunk, threading.Lock()
         self._bytes, self._at = b"", 0
 
-    def next(self) -> uuid.UUID:
+    def next(self) -> tuple[str, int]:
+        """A new id as text, and its seed (:func:`decision_seed` of the text, without parsing it)."""
         with self._lock:
             if self._at + 16 > len(self._bytes):
                 self._bytes, self._at = os.urandom(self._chunk), 0
-            raw = self._bytes[self._at : self._at + 16]
+            raw = bytearray(self._bytes[self._at : self._at + 16])
             self._at += 16
-        return uuid.UUID(bytes=raw, version=4)
+        raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+        h = raw.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", int.from_bytes(raw[:8], "big")
 
 
 _random_ids = _RandomIds()
@@ -157,10 +161,8 @@ class RoutingService:
         total_share = sum(a.share for a in deployment.arms)
         for lead in leads:
             arm = deployment.pick(str(lead["lead_id"]))
-            drawn = _random_ids.next()
-            decision_id = str(drawn)
-            # == decision_seed(decision_id), without parsing the text back
-            draws = cast(np.random.Generator, SeededDraws(drawn.int >> 64))
+            decision_id, seed = _random_ids.next()
+            draws = cast(np.random.Generator, SeededDraws(seed))
             decision = arm.policy.route_one(lead, self._state(arm.key), draws)
             share = arm.share / total_share
             records.append(

@@ -6,11 +6,11 @@ fallback path), so a million decisions cost a few polars operations, not a Pytho
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
+import pydantic_core
 
 if TYPE_CHECKING:
     from models.policy.router import Policy
@@ -67,8 +67,8 @@ def decisions_frame(
         lookup(r.rep_id.tolist() or [None], "_rep").alias("_rep_id"),
         lookup(policy.rule_names, "_rule").alias("rule"),
         lookup([d.method for d in dests], "_final").alias("_method"),
-        # JSON-encoded once per lookup value (json.dumps, as Policy.route_one does for one
-        # lead), so both paths write the very same reasons text.
+        # JSON-encoded once per lookup value (compact_json, as Policy.route_one encodes one
+        # lead's reasons), so both paths write the very same reasons text.
         lookup(_js(policy.rule_names), "_rule").alias("_rule_js"),
         lookup(_js(policy.conditions), "_rule").alias("_condition_js"),
         lookup(_js([d.method for d in dests]), "_final").alias("_method_js"),
@@ -97,8 +97,8 @@ def decisions_frame(
         pl.when("_has_rep")
         .then("_words_js")
         .when(pl.col("_kind") == "sales")
-        .then(pl.lit(json.dumps(why_without_rep("sales"))))
-        .otherwise(pl.lit(json.dumps(why_without_rep("team"))))
+        .then(pl.lit(compact_json(why_without_rep("sales"))))
+        .otherwise(pl.lit(compact_json(why_without_rep("team"))))
     )
     reasons = pl.concat_str(
         pl.lit('{"rule":'), "_rule_js",
@@ -126,5 +126,13 @@ def decisions_frame(
     ).collect(engine="in-memory")
 
 
+def compact_json(value: Any) -> str:
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` for text, whole numbers,
+    booleans, None and containers of them (not floats, which it writes differently, e.g.
+    ``0.00001``), by pydantic-core's encoder: the same text (a test holds them to it) in a
+    quarter of the time, on every single decision's path."""
+    return pydantic_core.to_json(value).decode()
+
+
 def _js(values: list[Any]) -> list[str]:
-    return [json.dumps(v, ensure_ascii=False) for v in values]
+    return [compact_json(v) for v in values]

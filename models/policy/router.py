@@ -27,7 +27,7 @@ import polars as pl
 
 from models.policy.assignment import METHOD_TYPES, AssignmentMethod, Inputs, RoutingState
 from models.policy.conditions import compile_condition, describe, evaluate
-from models.policy.decisions import decisions_frame, why_without_rep
+from models.policy.decisions import compact_json, decisions_frame, why_without_rep
 from models.policy.roster import Roster, utc_day
 from models.policy.spec import Destination, PolicySpec
 from models.policy.types import Decision, FitScorer, LeadScorer, OneLeadFit, OneLeadScorer
@@ -267,7 +267,7 @@ class Policy:
             rule=self.rule_names[rule],
             method=dest.method if rep >= 0 else None,
             notify=dest.notify,
-            reasons=json.dumps(reasons, separators=(",", ":"), ensure_ascii=False),
+            reasons=compact_json(reasons),
         )
 
     def distribution_one(self, lead: Mapping[str, Any], state: RoutingState) -> list[tuple[str, str | None, float]]:
