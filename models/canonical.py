@@ -326,8 +326,9 @@ REJECTS_SCHEMA = {ROW_NUMBER: pl.Int64, "reason": pl.String, "raw": pl.String}
 """The columns of :attr:`Validated.rejects`."""
 
 SERIES_PARSE_MIN_ROWS = 20_000
-"""Above this many records timestamps are parsed format by format (:func:`parse_timestamp_series`);
-below, one expression tries every format (cheaper than the per-format passes' fixed cost)."""
+"""Above this many records timestamps are parsed format by format, the formats ordered by a
+sample (:func:`parse_timestamp_series`); below, the first plain format and then every format for
+what it missed (:func:`_parse_timestamp_few`: cheaper than ordering the formats)."""
 
 _POSITION = "_position"
 
