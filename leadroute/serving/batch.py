@@ -37,8 +37,6 @@ from leadroute.serving.schemas import MAX_BATCH
 from models.canonical import ENTITIES, EXTRA, ROW_NUMBER, raw_text, validate
 
 _LEAD_FIELDS = ENTITIES["leads"].field_names
-# The request schema's fields (LeadIn) by what they take: text, or text/number; lead_id and
-# created_at are required.
 _TEXT_TYPES: frozenset[type] = frozenset({str, type(None)})
 _NUMBER_TYPES: frozenset[type] = frozenset({str, int, float, type(None)})
 # The request schema's optional fields (LeadIn) and the JSON types each takes as it is: text, or
@@ -88,7 +86,6 @@ def _plainly_valid_one(lead: dict[str, Any]) -> bool:
     if _RESERVED & lead.keys():
         return False
     return all(type(lead[name]) in _TYPES[name] for name in lead.keys() & _TYPES.keys())
-    return True
 
 
 def parse_batch(body: bytes, max_leads: int = MAX_BATCH) -> Batch | None:

@@ -185,8 +185,7 @@ class SlaTimer:
         lead_ids = frame["lead_id"].to_list()
         if self._chains or self._settled:
             for lead_id in {str(i) for i in lead_ids if i is not None} & (self._chains.keys() | self._settled):
-                self._chains.pop(lead_id, None)
-                self._settled.discard(lead_id)
+                self._end_chain(lead_id)
         owned = Counter(
             (decided_at, rep_id)
             for lead_id, decided_at, rep_id, action in zip(
@@ -197,8 +196,7 @@ class SlaTimer:
         for (decided_at, rep_id), n in owned.items():
             at = _instant(decided_at)
             if at is not None:
-                day = self._plain_loads.setdefault(at.date(), {})
-                day[str(rep_id)] = day.get(str(rep_id), 0) + n
+                self._count_plain(at, rep_id, n)
 
     def _has_sla(self, policy: Any, version: Any, rule: Any) -> bool:
         key = (policy, version, rule)
@@ -209,11 +207,17 @@ class SlaTimer:
 
     def _plain(self, lead_id: str, at: datetime | None, rep_id: Any, action: Any) -> None:
         """A routing decision without an SLA: it ends the lead's chain; its rep's day counts it."""
+        self._end_chain(lead_id)
+        if at is not None and rep_id is not None and action != ESCALATE:
+            self._count_plain(at, rep_id, 1)
+
+    def _end_chain(self, lead_id: str) -> None:
         self._chains.pop(lead_id, None)
         self._settled.discard(lead_id)
-        if at is not None and rep_id is not None and action != ESCALATE:
-            day = self._plain_loads.setdefault(at.date(), {})
-            day[str(rep_id)] = day.get(str(rep_id), 0) + 1
+
+    def _count_plain(self, at: datetime, rep_id: Any, n: int) -> None:
+        day = self._plain_loads.setdefault(at.date(), {})
+        day[str(rep_id)] = day.get(str(rep_id), 0) + n
 
     def _add_decision(self, record: dict[str, Any]) -> None:
         decision_id, lead_id = str(record.get("decision_id")), record.get("lead_id")
